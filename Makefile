@@ -1,0 +1,34 @@
+# The two commands of the README's Quick start. Both do every setup step themselves.
+BUILD_DIR ?= build
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?=
+LISTEN ?= 127.0.0.1:36789
+DATA_DIR ?= $(CURDIR)/data
+
+.PHONY: deps configure build run test sanitize fuzz bench clean
+
+deps:
+	bash scripts/install-deps.sh
+
+configure: deps
+	cmake -S . -B $(BUILD_DIR) -G Ninja $(CMAKE_FLAGS)
+
+build: configure
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+# dtxd on the embedded store, in the foreground.
+run: build
+	$(BUILD_DIR)/src/server/dtxd --listen $(LISTEN) --data-dir $(DATA_DIR)
+
+test: build
+	bash scripts/test.sh $(BUILD_DIR)
+
+# The unit and simulation tests under AddressSanitizer + UndefinedBehaviorSanitizer.
+sanitize:
+	$(MAKE) test BUILD_DIR=build-asan CMAKE_FLAGS="-DDTX_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug"
+
+bench: build
+	$(BUILD_DIR)/tools/dtxbench saga
+
+clean:
+	rm -rf $(BUILD_DIR) build-asan build-fuzz
