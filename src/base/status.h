@@ -59,7 +59,9 @@ class [[nodiscard]] Status {
   std::string message_;
 };
 
-inline Status InvalidArgument(std::string m) { return {StatusCode::kInvalidArgument, std::move(m)}; }
+inline Status InvalidArgument(std::string m) {
+  return {StatusCode::kInvalidArgument, std::move(m)};
+}
 inline Status NotFound(std::string m) { return {StatusCode::kNotFound, std::move(m)}; }
 inline Status AlreadyExists(std::string m) { return {StatusCode::kAlreadyExists, std::move(m)}; }
 inline Status FailedPrecondition(std::string m) {
@@ -80,7 +82,7 @@ inline Status Internal(std::string m) { return {StatusCode::kInternal, std::move
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : value_(std::move(value)) {}         // NOLINT: implicit by design
   Result(Status status) : status_(std::move(status)) {  // NOLINT: implicit by design
     assert(!status_.ok() && "Result constructed from an OK status without a value");
     if (status_.ok()) status_ = Internal("Result constructed from OK status without value");
@@ -115,8 +117,8 @@ class [[nodiscard]] Result {
 }  // namespace dtx
 
 // Propagates a non-OK Status from an expression returning Status.
-#define DTX_RETURN_IF_ERROR(expr)            \
-  do {                                       \
-    ::dtx::Status dtx_status_ = (expr);      \
+#define DTX_RETURN_IF_ERROR(expr)              \
+  do {                                         \
+    ::dtx::Status dtx_status_ = (expr);        \
     if (!dtx_status_.ok()) return dtx_status_; \
   } while (0)

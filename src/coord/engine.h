@@ -109,7 +109,9 @@ struct Ready {
   std::vector<BranchCall> calls;
   std::vector<Reply> replies;
   std::vector<Alert> alerts;
-  bool empty() const { return writes.empty() && calls.empty() && replies.empty() && alerts.empty(); }
+  bool empty() const {
+    return writes.empty() && calls.empty() && replies.empty() && alerts.empty();
+  }
 };
 
 // Read access to durable records of transactions the engine does not hold in memory (finished
@@ -121,13 +123,13 @@ class TxnReader {
 };
 
 struct EngineStats {
-  uint64_t active = 0;           // transactions held in memory
+  uint64_t active = 0;  // transactions held in memory
   uint64_t inflight_calls = 0;
-  uint64_t started = 0;          // created since start
+  uint64_t started = 0;  // created since start
   uint64_t succeeded = 0;
   uint64_t failed = 0;
   uint64_t branch_calls = 0;
-  uint64_t branch_errors = 0;    // kError outcomes
+  uint64_t branch_errors = 0;  // kError outcomes
 };
 
 class Engine {
@@ -167,8 +169,6 @@ class Engine {
   EngineStats stats() const;
 
  private:
-  struct Txn;
-  struct Timer;
   class Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -25,7 +25,7 @@ struct Limits {
 // are meaningful.
 struct TxnRequest {
   ApiOp op = ApiOp::kSubmit;
-  TxnDef def;         // create_time is left 0; the engine stamps it
+  TxnDef def;  // create_time is left 0; the engine stamps it
   bool has_trans_type = false;
   bool has_steps = false;  // the body carried "steps" (msg submit may omit it)
 };
