@@ -283,6 +283,25 @@ TEST_P(StoreTest, ScanNewestFirstWithPagesAndFilters) {
   EXPECT_EQ(none->next_position, "");
 }
 
+TEST_P(StoreTest, SelectiveScanStopsAfterExaminationCapAndContinues) {
+  std::vector<TxnWrite> batch;
+  for (int i = 0; i < 3; ++i)
+    batch.push_back(Create(Def("m" + std::to_string(i), TransType::kMsg)));
+  for (size_t i = 0; i < TxnStore::kScanMaxExamined; ++i) {
+    batch.push_back(Create(Def("x" + std::to_string(i), TransType::kSaga, 1)));
+  }
+  MustWrite(batch);
+  const ScanFilter msgs{std::nullopt, TransType::kMsg};
+  auto first = store_->Scan("", 10, msgs);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_TRUE(first->txns.empty());
+  ASSERT_FALSE(first->next_position.empty());
+  auto second = store_->Scan(first->next_position, 10, msgs);
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  EXPECT_EQ(Gids(second->txns), (std::vector<std::string>{"m2", "m1", "m0"}));
+  EXPECT_EQ(second->next_position, "");
+}
+
 TEST_P(StoreTest, ScanRejectsBadPositionAndLimit) {
   MustWrite({Create(Def("x"))});
   for (const char* bad : {"abc", "-3", "1.5", "99999999999999999999999", " "}) {
