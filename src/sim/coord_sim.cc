@@ -119,8 +119,7 @@ struct StepLedger {
   int action_applied = 0;        // times the action's business effect was applied
   int compensate_applied = 0;    // times the compensation's effect was applied
   bool compensate_seen = false;  // the barrier recorded a compensate (empty or not)
-  bool empty_compensation = false;
-  int ongoing_action = -1;  // ONGOING answers still to give; -1 = not drawn yet
+  int ongoing_action = -1;       // ONGOING answers still to give; -1 = not drawn yet
   int ongoing_compensate = -1;
 };
 
@@ -932,8 +931,8 @@ class CoordSim {
       Violation(call.gid,
                 fmt::format("branch {} {} got a body that is not its payload", branch, op));
     }
-    if (op == "action") return Action(*s, step, call);
-    if (op == "compensate" && s->type == TransType::kSaga) return Compensate(*s, step, call);
+    if (op == "action") return Action(*s, step);
+    if (op == "compensate" && s->type == TransType::kSaga) return Compensate(*s, step);
     Violation(call.gid, "a branch call with an unexpected op '" + op + "'");
     return {400, "bad op"};
   }
@@ -950,7 +949,7 @@ class CoordSim {
     return preds;
   }
 
-  HttpAnswer Action(TxnSpec& s, size_t step, const BranchCall& call) {
+  HttpAnswer Action(TxnSpec& s, size_t step) {
     StepLedger& led = s.ledger[step];
     const std::string& gid = s.gid;
     const std::string branch = coord::BranchId(step);
@@ -1008,11 +1007,10 @@ class CoordSim {
     }
     ++led.action_applied;
     Trace("participant {} {}/action applied", gid, branch);
-    (void)call;
     return AnswerSuccess();
   }
 
-  HttpAnswer Compensate(TxnSpec& s, size_t step, const BranchCall& call) {
+  HttpAnswer Compensate(TxnSpec& s, size_t step) {
     StepLedger& led = s.ledger[step];
     const std::string& gid = s.gid;
     const std::string branch = coord::BranchId(step);
@@ -1049,7 +1047,6 @@ class CoordSim {
     }
     led.compensate_seen = true;
     if (led.action_applied == 0 && !opts_.break_no_barrier) {
-      led.empty_compensation = true;
       Trace("participant {} {}/compensate empty (action never applied)", gid, branch);
       return AnswerSuccess();
     }
@@ -1058,7 +1055,6 @@ class CoordSim {
     }
     ++led.compensate_applied;
     Trace("participant {} {}/compensate applied", gid, branch);
-    (void)call;
     return AnswerSuccess();
   }
 
@@ -1232,6 +1228,9 @@ std::string ReplayCommand(const SimOptions& o) {
   if (o.txns != defaults.txns) cmd += fmt::format(" --txns {}", o.txns);
   if (!o.crashes) cmd += " --no-crashes";
   if (!o.faults) cmd += " --no-faults";
+  if (o.fault_phase_ms != defaults.fault_phase_ms) {
+    cmd += fmt::format(" --fault-phase-ms {}", o.fault_phase_ms);
+  }
   if (o.break_persist_before_send) cmd += " --break-persist-before-send";
   if (o.break_drop_writes) cmd += " --break-drop-writes";
   if (o.break_no_barrier) cmd += " --break-no-barrier";

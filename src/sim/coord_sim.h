@@ -78,7 +78,7 @@ struct SimStats {
   int crashes = 0;
   int batches = 0;          // Ready batches made durable
   int branch_calls = 0;     // calls dispatched to participants (incl. check-backs)
-  int faults = 0;           // injected participant/network faults
+  int faults = 0;           // injected network faults (500, lost/late/twice replies, slow requests)
   int client_requests = 0;  // API requests sent (incl. resubmits)
   int alerts = 0;
   uint64_t events = 0;

@@ -57,6 +57,21 @@ TEST(CoordSim, SeedsHoldAllInvariants) {
   }
 }
 
+// Fewer seeds, many more concurrent transactions per run: more interleavings per crash.
+TEST(CoordSim, HeavyRunsHoldAllInvariants) {
+  auto [first, last] = SeedRange();
+  last = first + (last - first) / 10;
+  std::string failures;
+  for (uint64_t seed = first; seed <= last; ++seed) {
+    SimOptions o;
+    o.seed = seed;
+    o.txns = 80;
+    SimReport r = RunCoordSim(o);
+    if (!r.ok()) failures += Describe(o, r);
+  }
+  EXPECT_TRUE(failures.empty()) << failures;
+}
+
 TEST(CoordSim, SameSeedGivesIdenticalTrace) {
   SimOptions o;
   o.seed = 4242;
