@@ -176,6 +176,9 @@ struct HttpClientOptions {
   // An idle connection older than this is closed instead of reused, so the pool rarely meets a
   // connection that the server's own idle timeout (60 s for HttpServer) has closed.
   int64_t max_idle_ms = 30'000;
+  // A connection idle for at least this long is probed (one non-blocking peek) before reuse; if
+  // the peer closed it or sent something unsolicited it is dropped instead of used.
+  int64_t probe_idle_after_ms = 1'000;
 };
 
 // A pool of keep-alive connections keyed by host:port.

@@ -1,7 +1,11 @@
 #include <utility>  // before Asio, see the project notes on Boost 1.74
 
+#include <sys/socket.h>
+
+#include <algorithm>
 #include <array>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <mutex>
 #include <optional>
@@ -21,6 +25,10 @@
 #include <boost/beast/http/basic_parser.hpp>
 #include <boost/beast/http/error.hpp>
 
+#include <sys/socket.h>
+
+#include <cerrno>
+
 #include "runtime/http.h"
 
 namespace dtx::runtime {
@@ -33,7 +41,18 @@ using tcp = asio::ip::tcp;
 using SteadyTime = std::chrono::steady_clock::time_point;
 using ErrorCode = boost::system::error_code;
 
-constexpr size_t kReadChunk = 16 * 1024;
+constexpr size_t kSmallRead = 4 * 1024;
+constexpr size_t kLargeRead = 64 * 1024;
+
+// Small reads for the usual small message (little memory per pooled connection), large ones
+// while a big body streams in.
+size_t ReadSize(const http::basic_parser<false>& p) {
+  if (!p.is_header_done()) return kSmallRead;
+  if (p.chunked()) return kLargeRead;
+  const auto remaining = p.content_length_remaining();
+  if (!remaining || *remaining <= kSmallRead) return kSmallRead;
+  return static_cast<size_t>(std::min<std::uint64_t>(*remaining, kLargeRead));
+}
 
 char AsciiLower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
 
@@ -205,13 +224,7 @@ class CallOp : public std::enable_shared_from_this<CallOp> {
     }
     deadline_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(spec_.timeout_ms);
     key_ = url_.HostPort();
-    if (auto conn = client_->TakeIdle(key_)) {
-      conn_ = std::move(conn);
-      reused_ = true;
-      asio::dispatch(conn_->strand_, [self = shared_from_this()] { self->Send(); });
-      return;
-    }
-    Connect();
+    Acquire();
   }
 
  private:
@@ -219,6 +232,33 @@ class CallOp : public std::enable_shared_from_this<CallOp> {
   void FailEarly(Status s) {
     result_.status = std::move(s);
     asio::post(client_->io_, [self = shared_from_this()] { self->RunDone(); });
+  }
+
+  void Acquire() {
+    if (auto conn = client_->TakeIdle(key_)) {
+      conn_ = std::move(conn);
+      reused_ = true;
+      asio::dispatch(conn_->strand_, [self = shared_from_this()] { self->SendOnPooled(); });
+      return;
+    }
+    Connect();
+  }
+
+  // A connection that sat idle for a while is probed without blocking: if the peer closed it, or
+  // sent something unsolicited (some servers send 408 before closing), it is dropped before the
+  // request is written, and the next idle connection (or a new one) is used instead.
+  void SendOnPooled() {
+    const auto probe_after = std::chrono::milliseconds(client_->options_.probe_idle_after_ms);
+    if (!conn_->closed() && std::chrono::steady_clock::now() - conn_->idle_since_ >= probe_after) {
+      char byte;
+      const ssize_t n = ::recv(conn_->socket_.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+      if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+        conn_->CloseNow();
+        conn_.reset();
+        return Acquire();
+      }
+    }
+    Send();
   }
 
   void Connect() {
@@ -340,7 +380,7 @@ class CallOp : public std::enable_shared_from_this<CallOp> {
     }
     if (parser.is_done()) return OnResponse();
     conn_->socket_.async_read_some(
-        buffer.prepare(kReadChunk),
+        buffer.prepare(ReadSize(parser)),
         [self = shared_from_this()](const ErrorCode& ec, size_t n) { self->OnRead(ec, n); });
   }
 
@@ -389,6 +429,9 @@ class CallOp : public std::enable_shared_from_this<CallOp> {
     const bool keep = parser.keep_alive() && conn_->buffer_.size() == 0;
     conn_->parser_.reset();
     conn_->ClearDeadline();
+    if (conn_->buffer_.size() == 0 && conn_->buffer_.capacity() > kSmallRead) {
+      conn_->buffer_.shrink_to_fit();
+    }
     if (keep && !conn_->closed()) {
       client_->Release(conn_);
     } else {

@@ -33,7 +33,18 @@ namespace http = beast::http;
 using tcp = asio::ip::tcp;
 using SteadyTime = std::chrono::steady_clock::time_point;
 
-constexpr size_t kReadChunk = 16 * 1024;
+constexpr size_t kSmallRead = 4 * 1024;
+constexpr size_t kLargeRead = 64 * 1024;
+
+// Small reads for the usual small message (little memory per idle connection), large ones while
+// a big body streams in.
+size_t ReadSize(const http::basic_parser<true>& p) {
+  if (!p.is_header_done()) return kSmallRead;
+  if (p.chunked()) return kLargeRead;
+  const auto remaining = p.content_length_remaining();
+  if (!remaining || *remaining <= kSmallRead) return kSmallRead;
+  return static_cast<size_t>(std::min<std::uint64_t>(*remaining, kLargeRead));
+}
 
 char AsciiLower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
 
@@ -259,7 +270,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void ReadSome() {
-    socket_.async_read_some(buffer_.prepare(kReadChunk),
+    socket_.async_read_some(buffer_.prepare(ReadSize(*parser_)),
                             [self = shared_from_this()](const boost::system::error_code& ec,
                                                         size_t n) { self->OnRead(ec, n); });
   }
@@ -300,6 +311,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     head_only_ = parser_->req.method == "HEAD";
     HttpRequest req = std::move(parser_->req);
     parser_.reset();
+    if (buffer_.size() == 0 && buffer_.capacity() > kSmallRead) buffer_.shrink_to_fit();
 
     const std::string_view target = req.target;
     const size_t q = target.find('?');
@@ -400,7 +412,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       CloseNow();
       return;
     }
-    if (body_.capacity() > kReadChunk) body_ = std::string();
+    if (body_.capacity() > kLargeRead) body_ = std::string();
     if (keep_alive_ && !server_->stopped_.load(std::memory_order_acquire)) {
       ReadRequest();
       return;
@@ -423,7 +435,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void DrainSome() {
     socket_.async_read_some(
-        buffer_.prepare(kReadChunk),
+        buffer_.prepare(kSmallRead),
         [self = shared_from_this()](const boost::system::error_code& ec, size_t n) {
           if (self->phase_ == Phase::kClosed) return;
           if (ec || n >= self->drain_left_) {

@@ -623,7 +623,7 @@ TEST_F(HttpTest, ClientDestroyedWithCallsInFlightCompletesThem) {
 // and then, for the second, does what the test says.
 class ScriptedServer {
  public:
-  enum class Second { kCloseSilently, kPartialResponse };
+  enum class Second { kCloseSilently, kPartialResponse, kUnsolicited408 };
 
   // With `answer_first` false even the first request is treated like the second.
   ScriptedServer(asio::io_context& io, Second second, bool answer_first = true)
@@ -636,6 +636,11 @@ class ScriptedServer {
   uint16_t port() const { return acceptor_.local_endpoint().port(); }
   int accepted() const { return accepted_; }
   int requests() const { return requests_; }
+  bool sent_unsolicited() const { return sent_unsolicited_; }
+  // Writes a stray 408 on the connection that answered last, without a request.
+  void SendUnsolicitedNow() {
+    if (auto peer = last_) SendUnsolicited(peer);
+  }
 
  private:
   struct Peer {
@@ -668,7 +673,9 @@ class ScriptedServer {
                 "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Type: text/plain\r\n\r\nfirst";
             asio::async_write(peer->socket, asio::buffer(kOk),
                               [this, peer](const boost::system::error_code& e, size_t) {
-                                if (!e) Read(peer);
+                                if (e) return;
+                                last_ = peer;
+                                Read(peer);
                               });
             return;
           }
@@ -685,10 +692,22 @@ class ScriptedServer {
         });
   }
 
+  void SendUnsolicited(const std::shared_ptr<Peer>& peer) {
+    last_.reset();
+    static const std::string k408 = "HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n";
+    asio::async_write(peer->socket, asio::buffer(k408),
+                      [this, peer](const boost::system::error_code& e, size_t) {
+                        if (!e) sent_unsolicited_ = true;
+                        (void)peer;  // the pending Read keeps the connection open
+                      });
+  }
+
   asio::io_context& io_;
   tcp::acceptor acceptor_;
   Second second_;
   bool answer_first_;
+  bool sent_unsolicited_ = false;
+  std::shared_ptr<Peer> last_;
   int accepted_ = 0;
   int requests_ = 0;
 };
@@ -717,6 +736,24 @@ TEST_F(HttpTest, PartialResponseIsNeverRetried) {
   EXPECT_EQ(second.status.code(), StatusCode::kUnavailable) << second.status.ToString();
   EXPECT_EQ(peer.accepted(), 1);
   EXPECT_EQ(peer.requests(), 2);
+}
+
+TEST_F(HttpTest, IdleConnectionWithUnsolicitedDataIsNotReused) {
+  ScriptedServer peer(io_, ScriptedServer::Second::kUnsolicited408);
+  HttpClientOptions o;
+  o.probe_idle_after_ms = 0;
+  HttpClient client(io_, o);
+  const std::string url = "http://127.0.0.1:" + std::to_string(peer.port()) + "/x";
+  HttpCallResult first = CallAndWait(io_, client, Spec("GET", url));
+  ASSERT_TRUE(first.status.ok()) << first.status.ToString();
+  ASSERT_EQ(client.idle_connections(), 1u);
+  peer.SendUnsolicitedNow();
+  ASSERT_TRUE(RunUntil(io_, [&] { return peer.sent_unsolicited(); }));
+  HttpCallResult second = CallAndWait(io_, client, Spec("GET", url));
+  ASSERT_TRUE(second.status.ok()) << second.status.ToString();
+  EXPECT_EQ(second.http_status, 200);  // not the stray 408
+  EXPECT_EQ(second.body, "first");
+  EXPECT_EQ(peer.accepted(), 2);
 }
 
 TEST_F(HttpTest, FreshConnectionClosedWithoutAnswerIsNotRetried) {
