@@ -245,8 +245,11 @@ class Engine::Impl {
     auto loaded = reader_.Load(gid);
     if (!loaded.ok()) return loaded.status();
     if (!loaded->has_value()) return static_cast<Txn*>(nullptr);
-    // A durable unfinished record that Recover() did not hand over: take it over now.
-    return Adopt(std::move(**loaded), now);
+    // A durable unfinished record that Recover() did not hand over is taken over for good; a
+    // finished one only for this request, then dropped again at the next Advance().
+    Txn* t = Adopt(std::move(**loaded), now);
+    if (IsFinal(t->state.status)) evict_.push_back(t->def->gid);
+    return t;
   }
 
   Txn* Adopt(TxnRecord rec, TimeMs now) {
@@ -479,12 +482,14 @@ class Engine::Impl {
     int64_t limit =
         t.def->options.retry_limit > 0 ? t.def->options.retry_limit : config_.retry_limit;
     if (limit <= 0 || rt.errors < limit) return;
-    if (kind == OpKind::kAction && t.def->type == TransType::kSaga &&
-        t.state.status == GlobalStatus::kSubmitted) {
-      BeginAbort(t,
-                 "branch " + BranchId(step) + " action failed " + std::to_string(rt.errors) +
-                     " times (retry_limit)",
-                 now);
+    if (kind == OpKind::kAction && t.def->type == TransType::kSaga) {
+      // An aborting saga never retries its actions, so there is nothing to park.
+      if (t.state.status == GlobalStatus::kSubmitted) {
+        BeginAbort(t,
+                   "branch " + BranchId(step) + " action failed " + std::to_string(rt.errors) +
+                       " times (retry_limit)",
+                   now);
+      }
       return;
     }
     t.parked = true;
@@ -565,22 +570,23 @@ class Engine::Impl {
   void ProcessSaga(Txn& t, TimeMs now) {
     const size_t n = t.state.steps.size();
     if (t.state.status == GlobalStatus::kSubmitted) {
+      bool all_succeeded = true;
+      for (const auto& step : t.state.steps) {
+        if (step.action != BranchStatus::kSucceed) all_succeeded = false;
+      }
+      if (all_succeeded) {
+        Finish(t, GlobalStatus::kSucceed, "", now);
+        return;
+      }
       if (t.def->options.timeout_to_fail_s > 0 &&
           now >= t.def->create_time + t.def->options.timeout_to_fail_s * 1000) {
         BeginAbort(t, "timeout after " + std::to_string(t.def->options.timeout_to_fail_s) + " s",
                    now);
       } else {
-        bool all_succeeded = true;
         for (size_t i = 0; i < n; ++i) {
-          if (t.state.steps[i].action == BranchStatus::kSucceed) continue;
-          all_succeeded = false;
           if (t.state.steps[i].action == BranchStatus::kPrepared && CanRun(t, i)) {
             MaybeCall(t, OpKind::kAction, i, now);
           }
-        }
-        if (all_succeeded) {
-          Finish(t, GlobalStatus::kSucceed, "", now);
-          return;
         }
       }
     }

@@ -732,8 +732,6 @@ TEST(EngineSaga, AlertAfterConsecutiveFailuresIsSentOnce) {
 }
 
 TEST(EngineSaga, ActionErrorArrivingWhileAbortingDoesNotParkCompensation) {
-  GTEST_SKIP() << "engine.cc bug: an action kError that reaches retry_limit while the saga is "
-                  "aborting parks the whole saga, so no compensation runs";
   Driver d;
   d.Submit(SagaBody("g", 2, R"("retry_limit": 1, "custom_data": "{\"concurrent\":true}")"));
   auto calls = d.TakeCalls();
@@ -937,8 +935,6 @@ TEST(EngineSaga, FinishedTransactionsAreEvictedAndAnsweredFromTheStore) {
 }
 
 TEST(EngineSaga, FinishedTransactionLoadedFromTheStoreIsNotKeptInMemory) {
-  GTEST_SKIP() << "engine.cc bug: a finished record loaded by Find() for a repeated request is "
-                  "Adopt()ed and never evicted (stats().active stays 1)";
   Driver d;
   d.Submit(SagaBody("g", 1));
   d.SucceedAll();
