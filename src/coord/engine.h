@@ -97,9 +97,10 @@ struct Alert {
   std::string message;
 };
 
-// One transaction's new durable state. `def` is set when the record is created (first write).
+// One transaction's new durable state. `def` is always set (it names the transaction); `create`
+// marks the first write, the only one whose def the store must persist.
 struct TxnWrite {
-  std::shared_ptr<const TxnDef> def;
+  std::shared_ptr<const TxnDef> def;  // never null
   bool create = false;
   TxnState state;
 };
