@@ -67,6 +67,7 @@ struct Options {
   double warmup_seconds = 1;
   uint64_t count = 0;
   double report_seconds = 10;
+  double observe_seconds = 12;
 };
 
 // ---- small helpers ----
@@ -209,6 +210,7 @@ class NoopParticipant {
     return "http://127.0.0.1:" + std::to_string(server_->port()) + path;
   }
   uint64_t calls() const { return calls_.load(); }
+  uint64_t connections() const { return server_->connections_accepted(); }
 
  private:
   boost::asio::io_context io_;
@@ -483,14 +485,22 @@ int RunHold(const Options& o, Dtxd& dtxd, NoopParticipant& participant) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   std::printf("%-28s %.0f unfinished transactions held\n", "dtxd", active);
+  // dtxd keeps polling the ONGOING branches (every ongoing_interval_ms, 10 s by default); the
+  // peak is read after at least one full round of polls.
+  const uint64_t answers_before = participant.calls();
+  std::this_thread::sleep_for(
+      std::chrono::milliseconds(static_cast<int64_t>(o.observe_seconds * 1000)));
+  std::printf(
+      "%-28s %llu ONGOING answers in the %.0f s after the submits; %llu connections "
+      "accepted in all\n",
+      "participant", static_cast<unsigned long long>(participant.calls() - answers_before),
+      o.observe_seconds, static_cast<unsigned long long>(participant.connections()));
   ProcMemory m = ReadMemory(dtxd.pid());
   std::printf("%-28s RSS %s, peak (VmHWM) %s, per held transaction %.2f KB above start\n",
               "dtxd memory", Mb(m.rss_kb).c_str(), Mb(m.hwm_kb).c_str(),
               r.ok > 0 && m.hwm_kb >= 0
                   ? static_cast<double>(m.hwm_kb - before.rss_kb) / static_cast<double>(r.ok)
                   : 0.0);
-  std::printf("%-28s %llu ONGOING answers so far\n", "participant",
-              static_cast<unsigned long long>(participant.calls()));
   return r.ok > 0 ? 0 : 1;
 }
 
@@ -585,6 +595,9 @@ int main(int argc, char** argv) {
   auto* hold = app.add_subcommand("hold", "Peak RSS of dtxd holding unfinished sagas");
   common(hold);
   hold->add_option("--count", o.count, "Sagas to hold (default 100000)");
+  hold->add_option("--observe-seconds", o.observe_seconds,
+                   "How long to keep them held (and polled) before reading the peak")
+      ->capture_default_str();
   auto* finished = app.add_subcommand("finished", "RSS of dtxd while finished sagas accumulate");
   common(finished);
   finished->add_option("--count", o.count, "Sagas to run (default 1000000)");
