@@ -16,7 +16,9 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <initializer_list>
 #include <sstream>
+#include <stdexcept>
 
 namespace dtx::itest {
 namespace {
@@ -42,10 +44,16 @@ Result<std::unique_ptr<Subprocess>> Subprocess::Start(Options options) {
     return Internal(Errno("pipe2"));
   }
   // The child reports an exec failure on this pipe; a successful exec closes it (CLOEXEC).
+  auto close_all = [&](std::initializer_list<int> fds) {
+    for (int fd : fds) {
+      if (fd >= 0) ::close(fd);
+    }
+  };
   int exec_pipe[2];
   if (::pipe2(exec_pipe, O_CLOEXEC) != 0) {
-    ::close(log_fd);
-    return Internal(Errno("pipe2"));
+    Status s = Internal(Errno("pipe2"));
+    close_all({log_fd, out_pipe[0], out_pipe[1]});
+    return s;
   }
   // Everything the child needs is prepared before fork: after it only async-signal-safe calls.
   std::vector<char*> argv;
@@ -53,7 +61,11 @@ Result<std::unique_ptr<Subprocess>> Subprocess::Start(Options options) {
   argv.push_back(nullptr);
 
   pid_t pid = ::fork();
-  if (pid < 0) return Internal(Errno("fork"));
+  if (pid < 0) {
+    Status s = Internal(Errno("fork"));
+    close_all({log_fd, out_pipe[0], out_pipe[1], exec_pipe[0], exec_pipe[1]});
+    return s;
+  }
   if (pid == 0) {
     ::dup2(log_fd, STDERR_FILENO);
     ::dup2(options.pipe_stdout ? out_pipe[1] : log_fd, STDOUT_FILENO);
@@ -161,7 +173,7 @@ TempDir::TempDir() {
   const char* base = std::getenv("TMPDIR");
   std::string tmpl = std::string(base && *base ? base : "/tmp") + "/dtx-itest-XXXXXX";
   if (::mkdtemp(tmpl.data()) == nullptr) {
-    throw std::runtime_error(Errno("mkdtemp"));  // the environment is broken: a test bug
+    throw std::runtime_error(Errno("mkdtemp"));
   }
   path_ = tmpl;
 }

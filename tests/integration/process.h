@@ -68,6 +68,7 @@ class Subprocess {
 };
 
 // A fresh directory under $TMPDIR (or /tmp), removed with its contents by the destructor.
+// Throws std::runtime_error if none can be created: the environment cannot run any test.
 class TempDir {
  public:
   TempDir();
