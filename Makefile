@@ -28,7 +28,7 @@ sanitize:
 	$(MAKE) test BUILD_DIR=build-asan CMAKE_FLAGS="-DDTX_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug"
 
 bench: build
-	$(BUILD_DIR)/tools/dtxbench saga
+	$(BUILD_DIR)/tools/dtxbench/dtxbench saga
 
 clean:
 	rm -rf $(BUILD_DIR) build-asan build-fuzz

@@ -411,11 +411,20 @@ Result<std::unique_ptr<TxnStore>> OpenRocksStore(const std::string& dir, RocksSt
   opt.keep_log_file_num = 4;
   opt.max_log_file_size = 8 << 20;
   rocksdb::BlockBasedTableOptions table;
-  table.block_cache = rocksdb::NewLRUCache(o.block_cache_bytes);
+  // Few shards: a shard must hold the largest block it caches.
+  table.block_cache = rocksdb::NewLRUCache(o.block_cache_bytes, /*num_shard_bits=*/2);
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
-  // Index and filter blocks live in the block cache, so its size bounds them too.
+  // Index and filter blocks live in the block cache, so its size bounds them too. They are
+  // partitioned into small blocks: every new gid is looked up, and a monolithic filter of a large
+  // file, evicted and re-read (and checksummed) per lookup, made lookups slow down as the store
+  // grew.
   table.cache_index_and_filter_blocks = true;
+  table.cache_index_and_filter_blocks_with_high_priority = true;
   table.pin_l0_filter_and_index_blocks_in_cache = true;
+  table.index_type = rocksdb::BlockBasedTableOptions::IndexType::kTwoLevelIndexSearch;
+  table.partition_filters = true;
+  table.metadata_block_size = 4096;
+  table.pin_top_level_index_and_filter = true;
   opt.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   // The u/ and f/ indexes behave like queues; files dense with deletions get compacted early
   // so iterating those indexes does not wade through tombstones.
