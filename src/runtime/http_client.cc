@@ -30,9 +30,15 @@
 #include <cerrno>
 
 #include "runtime/http.h"
+#include "runtime/http_internal.h"
 
 namespace dtx::runtime {
 namespace {
+
+using internal::AsciiLower;
+using internal::EqualsIgnoreCase;
+using internal::kSmallRead;
+using internal::ReadSize;
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -40,29 +46,6 @@ namespace http = beast::http;
 using tcp = asio::ip::tcp;
 using SteadyTime = std::chrono::steady_clock::time_point;
 using ErrorCode = boost::system::error_code;
-
-constexpr size_t kSmallRead = 4 * 1024;
-constexpr size_t kLargeRead = 64 * 1024;
-
-// Small reads for the usual small message (little memory per pooled connection), large ones
-// while a big body streams in.
-size_t ReadSize(const http::basic_parser<false>& p) {
-  if (!p.is_header_done()) return kSmallRead;
-  if (p.chunked()) return kLargeRead;
-  const auto remaining = p.content_length_remaining();
-  if (!remaining || *remaining <= kSmallRead) return kSmallRead;
-  return static_cast<size_t>(std::min<std::uint64_t>(*remaining, kLargeRead));
-}
-
-char AsciiLower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (AsciiLower(a[i]) != AsciiLower(b[i])) return false;
-  }
-  return true;
-}
 
 bool IsManagedHeader(std::string_view name) {
   return EqualsIgnoreCase(name, "host") || EqualsIgnoreCase(name, "content-length") ||

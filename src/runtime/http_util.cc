@@ -2,9 +2,13 @@
 #include <string>
 
 #include "runtime/http.h"
+#include "runtime/http_internal.h"
 
 namespace dtx::runtime {
 namespace {
+
+using internal::AsciiLower;
+using internal::EqualsIgnoreCase;
 
 int HexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -16,16 +20,6 @@ int HexValue(char c) {
 bool IsUnreserved(unsigned char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
          c == '.' || c == '_' || c == '~';
-}
-
-char AsciiLower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (AsciiLower(a[i]) != AsciiLower(b[i])) return false;
-  }
-  return true;
 }
 
 // Quotes untrusted input inside error messages, shortened so a huge URL cannot bloat a log line.
