@@ -252,7 +252,8 @@ class Engine::Impl {
     return t;
   }
 
-  Txn* Adopt(TxnRecord rec, TimeMs now) {
+  // Holds `rec` in memory with empty volatile bookkeeping.
+  Txn* Insert(TxnRecord rec) {
     auto t = std::make_unique<Txn>();
     size_t n = rec.def.steps.size();
     rec.state.steps.resize(n);
@@ -262,29 +263,26 @@ class Engine::Impl {
     t->compensate_rt.resize(n);
     Txn* raw = t.get();
     txns_.emplace(raw->def->gid, std::move(t));
-    if (!IsFinal(raw->state.status)) ScheduleAt(*raw, now);
     return raw;
+  }
+
+  // A durable record: the next Tick() resumes it.
+  Txn* Adopt(TxnRecord rec, TimeMs now) {
+    Txn* t = Insert(std::move(rec));
+    if (!IsFinal(t->state.status)) ScheduleAt(*t, now);
+    return t;
   }
 
   Txn* Create(TxnDef def, GlobalStatus status, TimeMs now) {
     def.create_time = now;
     TxnRecord rec;
-    rec.state.status = status;
-    rec.state.steps.resize(def.steps.size());
-    rec.state.update_time = now;
     rec.def = std::move(def);
-    auto t = std::make_unique<Txn>();
-    size_t n = rec.def.steps.size();
-    t->def = std::make_shared<const TxnDef>(std::move(rec.def));
-    t->state = std::move(rec.state);
-    t->action_rt.resize(n);
-    t->compensate_rt.resize(n);
+    rec.state.status = status;
+    Txn* t = Insert(std::move(rec));
     t->create_pending = true;
-    Txn* raw = t.get();
-    txns_.emplace(raw->def->gid, std::move(t));
-    MarkDirty(*raw, now);
+    MarkDirty(*t, now);
     ++stats_.started;
-    return raw;
+    return t;
   }
 
   static bool SameContent(const TxnDef& have, const TxnRequest& req) {
