@@ -10,7 +10,8 @@ namespace {
 
 using nlohmann::json;
 
-enum class OpKind { kAction, kCompensate, kCheckBack };
+// kBranch is the second phase of a registered TCC/XA branch (confirm|cancel, commit|rollback).
+enum class OpKind { kAction, kCompensate, kCheckBack, kBranch };
 
 std::string_view OpName(OpKind k) {
   switch (k) {
@@ -20,9 +21,14 @@ std::string_view OpName(OpKind k) {
       return "compensate";
     case OpKind::kCheckBack:
       return "msg";
+    case OpKind::kBranch:
+      return "branch";
   }
   return "unknown";
 }
+
+// TCC and XA transactions get their branches from registerBranch, not from steps.
+bool RegistersBranches(TransType type) { return type == TransType::kTcc || type == TransType::kXa; }
 
 // Volatile bookkeeping of one branch operation; rebuilt empty after a restart.
 struct OpRuntime {
@@ -118,9 +124,7 @@ class Engine::Impl {
       case ApiOp::kForceStop:
         return ForceStop(id, req, t, now);
       case ApiOp::kRegisterBranch:
-        pending_.replies.push_back(
-            Failure(id, "registerBranch is not supported for saga and msg transactions", 400));
-        return;
+        return RegisterBranch(id, std::move(req), t, now);
     }
   }
 
@@ -177,6 +181,12 @@ class Engine::Impl {
         break;
       case OpKind::kCheckBack:
         OnCheckBackDone(t, outcome, rt, now);
+        break;
+      case OpKind::kBranch:
+        OnRetriedOpDone(t, ref.kind, ref.step, outcome, rt, now, [&] {
+          t.state.branches[ref.step].status = BranchStatus::kSucceed;
+          t.state.branches[ref.step].finish_time = now;
+        });
         break;
     }
     Process(t, now);
@@ -259,7 +269,7 @@ class Engine::Impl {
     rec.state.steps.resize(n);
     t->def = std::make_shared<const TxnDef>(std::move(rec.def));
     t->state = std::move(rec.state);
-    t->action_rt.resize(n);
+    t->action_rt.resize(std::max(n, t->state.branches.size()));
     t->compensate_rt.resize(n);
     Txn* raw = t.get();
     txns_.emplace(raw->def->gid, std::move(t));
@@ -299,9 +309,12 @@ class Engine::Impl {
   void PrepareOrSubmit(RequestId id, TxnRequest req, Txn* t, TimeMs now) {
     const bool submit = req.op == ApiOp::kSubmit;
     if (t == nullptr) {
-      if (!req.has_steps || req.def.steps.empty()) {
+      if (RegistersBranches(req.def.type) ? submit : (!req.has_steps || req.def.steps.empty())) {
         pending_.replies.push_back(
-            Failure(id, "transaction " + req.def.gid + " was not prepared and has no steps", 400));
+            Failure(id,
+                    "transaction " + req.def.gid + " was not prepared" +
+                        (RegistersBranches(req.def.type) ? "" : " and has no steps"),
+                    400));
         return;
       }
       bool wait = submit && req.def.options.wait_result;
@@ -371,12 +384,60 @@ class Engine::Impl {
       pending_.replies.push_back(Success(id));
       return;
     }
+    if (RegistersBranches(t->def->type) && status == GlobalStatus::kPrepared) {
+      BeginAbort(*t, "aborted by the application", now);
+      pending_.replies.push_back(Success(id));
+      Process(*t, now);
+      return;
+    }
     if (status == GlobalStatus::kAborting || status == GlobalStatus::kFailed) {
       pending_.replies.push_back(Success(id));
       return;
     }
     pending_.replies.push_back(Failure(
         id, "current status '" + std::string(GlobalStatusName(status)) + "', cannot abort"));
+  }
+
+  void RegisterBranch(RequestId id, TxnRequest req, Txn* t, TimeMs now) {
+    if (t == nullptr) {
+      pending_.replies.push_back(Failure(id, "transaction " + req.def.gid + " not found", 404));
+      return;
+    }
+    if (req.def.type != t->def->type) {
+      pending_.replies.push_back(
+          Failure(id, "trans_type does not match transaction " + t->def->gid));
+      return;
+    }
+    auto& branches = t->state.branches;
+    RegisteredBranch& b = req.branch;
+    for (const auto& have : branches) {
+      if (have.branch_id != b.branch_id) continue;
+      if (have.confirm == b.confirm && have.cancel == b.cancel && have.data == b.data) {
+        pending_.replies.push_back(Success(id));
+      } else {
+        pending_.replies.push_back(
+            Failure(id, "branch " + b.branch_id + " is already registered with different content"));
+      }
+      return;
+    }
+    if (t->state.status != GlobalStatus::kPrepared) {
+      pending_.replies.push_back(Failure(id, "current status '" +
+                                                 std::string(GlobalStatusName(t->state.status)) +
+                                                 "', cannot register branch"));
+      return;
+    }
+    if (branches.size() >= config_.limits.max_steps) {
+      pending_.replies.push_back(Failure(
+          id, "too many branches (limit " + std::to_string(config_.limits.max_steps) + ")", 400));
+      return;
+    }
+    b.status = BranchStatus::kPrepared;
+    b.finish_time = 0;
+    b.register_time = now;
+    branches.push_back(std::move(b));
+    t->action_rt.resize(branches.size());
+    MarkDirty(*t, now);
+    pending_.replies.push_back(Success(id));
   }
 
   void ForceStop(RequestId id, const TxnRequest& req, Txn* t, TimeMs now) {
@@ -473,9 +534,9 @@ class Engine::Impl {
     rt.next_attempt = now + Backoff(t, rt.errors);
     const std::string url = Url(t, kind, step);
     if (config_.alert_after_failures > 0 && rt.errors == config_.alert_after_failures) {
-      pending_.alerts.push_back(
-          Alert{t.def->gid, kind == OpKind::kCheckBack ? "00" : BranchId(step),
-                std::string(OpName(kind)), url, rt.errors, "branch operation keeps failing"});
+      pending_.alerts.push_back(Alert{t.def->gid, WireBranchId(t, kind, step),
+                                      std::string(WireOp(t, kind)), url, rt.errors,
+                                      "branch operation keeps failing"});
     }
     int64_t limit =
         t.def->options.retry_limit > 0 ? t.def->options.retry_limit : config_.retry_limit;
@@ -491,8 +552,8 @@ class Engine::Impl {
       return;
     }
     t.parked = true;
-    pending_.alerts.push_back(Alert{t.def->gid, kind == OpKind::kCheckBack ? "00" : BranchId(step),
-                                    std::string(OpName(kind)), url, rt.errors,
+    pending_.alerts.push_back(Alert{t.def->gid, WireBranchId(t, kind, step),
+                                    std::string(WireOp(t, kind)), url, rt.errors,
                                     "retry_limit reached: parked until resetNextCronTime"});
   }
 
@@ -513,10 +574,17 @@ class Engine::Impl {
 
   void Process(Txn& t, TimeMs now) {
     if (!IsFinal(t.state.status) && !t.parked) {
-      if (t.def->type == TransType::kSaga) {
-        ProcessSaga(t, now);
-      } else {
-        ProcessMsg(t, now);
+      switch (t.def->type) {
+        case TransType::kSaga:
+          ProcessSaga(t, now);
+          break;
+        case TransType::kMsg:
+          ProcessMsg(t, now);
+          break;
+        case TransType::kTcc:
+        case TransType::kXa:
+          ProcessBranches(t, now);
+          break;
       }
     }
     AnswerWaiters(t, now);
@@ -634,6 +702,34 @@ class Engine::Impl {
     Finish(t, GlobalStatus::kSucceed, "", now);
   }
 
+  int64_t PreparedTimeoutMs(const Txn& t) const {
+    return t.def->options.timeout_to_fail_s > 0 ? t.def->options.timeout_to_fail_s * 1000
+                                                : config_.prepared_timeout_ms;
+  }
+
+  // TCC and XA: the application registered the branches and ran their first phase itself; the
+  // global decision picks one second-phase operation for all of them, retried until it succeeds.
+  void ProcessBranches(Txn& t, TimeMs now) {
+    if (t.state.status == GlobalStatus::kPrepared) {
+      if (now >= t.def->create_time + PreparedTimeoutMs(t)) {
+        BeginAbort(t, "timeout after " + std::to_string(PreparedTimeoutMs(t) / 1000) + " s", now);
+      } else {
+        return;
+      }
+    }
+    bool all_done = true;
+    for (size_t i = 0; i < t.state.branches.size(); ++i) {
+      if (t.state.branches[i].status == BranchStatus::kSucceed) continue;
+      all_done = false;
+      MaybeCall(t, OpKind::kBranch, i, now);
+    }
+    if (!all_done) return;
+    Finish(
+        t,
+        t.state.status == GlobalStatus::kSubmitted ? GlobalStatus::kSucceed : GlobalStatus::kFailed,
+        "", now);
+  }
+
   void MaybeCall(Txn& t, OpKind kind, size_t step, TimeMs now) {
     OpRuntime& rt = Runtime(t, kind, step);
     if (rt.inflight != 0 || rt.next_attempt > now) return;
@@ -643,11 +739,15 @@ class Engine::Impl {
     call.gid = def.gid;
     call.url = Url(t, kind, step);
     call.post = kind != OpKind::kCheckBack;
-    if (call.post) call.body = def.payloads[step];
+    if (kind == OpKind::kBranch) {
+      call.body = t.state.branches[step].data;
+    } else if (call.post) {
+      call.body = def.payloads[step];
+    }
     call.query = {{"gid", def.gid},
                   {"trans_type", std::string(TransTypeName(def.type))},
-                  {"branch_id", kind == OpKind::kCheckBack ? "00" : BranchId(step)},
-                  {"op", std::string(OpName(kind))}};
+                  {"branch_id", WireBranchId(t, kind, step)},
+                  {"op", std::string(WireOp(t, kind))}};
     call.headers = def.options.branch_headers;
     call.timeout_ms = def.options.request_timeout_s > 0 ? def.options.request_timeout_s * 1000
                                                         : config_.request_timeout_ms;
@@ -709,6 +809,10 @@ class Engine::Impl {
     for (const auto& w : t.waiters) consider(w.deadline);
     if (IsFinal(t.state.status) || t.parked) return next;
     const TxnDef& def = *t.def;
+    if (RegistersBranches(def.type) && t.state.status == GlobalStatus::kPrepared) {
+      consider(def.create_time + PreparedTimeoutMs(t));
+      return next;
+    }
     if (def.type == TransType::kMsg && t.state.status == GlobalStatus::kPrepared) {
       int64_t timeout = def.options.timeout_to_fail_s > 0 ? def.options.timeout_to_fail_s * 1000
                                                           : config_.msg_timeout_ms;
@@ -765,12 +869,34 @@ class Engine::Impl {
         return t.compensate_rt[step];
       case OpKind::kCheckBack:
         return t.check_rt;
+      case OpKind::kBranch:
+        return t.action_rt[step];
     }
     return t.check_rt;
   }
 
+  // DTM's branch_id and op query parameters of a call.
+  static std::string WireBranchId(const Txn& t, OpKind kind, size_t step) {
+    if (kind == OpKind::kCheckBack) return "00";
+    if (kind == OpKind::kBranch) return t.state.branches[step].branch_id;
+    return BranchId(step);
+  }
+
+  static std::string_view WireOp(const Txn& t, OpKind kind) {
+    if (kind != OpKind::kBranch) return OpName(kind);
+    const bool commit = t.state.status == GlobalStatus::kSubmitted;
+    if (t.def->type == TransType::kXa) return commit ? "commit" : "rollback";
+    return commit ? "confirm" : "cancel";
+  }
+
   static std::string Url(const Txn& t, OpKind kind, size_t step) {
     switch (kind) {
+      case OpKind::kBranch: {
+        const RegisteredBranch& b = t.state.branches[step];
+        const bool cancel =
+            t.state.status != GlobalStatus::kSubmitted && t.def->type == TransType::kTcc;
+        return cancel ? b.cancel : b.confirm;
+      }
       case OpKind::kAction:
         return t.def->steps[step].action;
       case OpKind::kCompensate:

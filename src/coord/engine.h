@@ -46,6 +46,9 @@ struct EngineConfig {
   int64_t ongoing_interval_ms = 10'000;
   // How long a msg may stay prepared before dtxd checks it back (DTM's TimeoutToFail).
   int64_t msg_timeout_ms = 35'000;
+  // How long a tcc or xa transaction may stay prepared before dtxd aborts it (DTM's
+  // TimeoutToFail), unless the transaction sets timeout_to_fail.
+  int64_t prepared_timeout_ms = 35'000;
   // Per-call HTTP timeout when the transaction sets no request_timeout.
   int64_t request_timeout_ms = 3'000;
   // How long a wait_result submit waits before answering ONGOING.

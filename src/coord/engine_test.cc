@@ -135,6 +135,7 @@ class Driver {
   RequestId Submit(const std::string& body) { return Send(ApiOp::kSubmit, body); }
   RequestId Prepare(const std::string& body) { return Send(ApiOp::kPrepare, body); }
   RequestId Abort(const std::string& gid) { return Send(ApiOp::kAbort, json{{"gid", gid}}.dump()); }
+  RequestId Register(const std::string& body) { return Send(ApiOp::kRegisterBranch, body); }
   RequestId ForceStop(const std::string& gid) {
     return Send(ApiOp::kForceStop, json{{"gid", gid}}.dump());
   }
@@ -267,6 +268,16 @@ class Driver {
       EXPECT_EQ(rec.state.status, GlobalStatus::kPrepared) << "check-back of " << c.gid;
       return;
     }
+    if (op == "confirm" || op == "cancel" || op == "commit" || op == "rollback") {
+      const bool commit = op == "confirm" || op == "commit";
+      EXPECT_EQ(rec.state.status, commit ? GlobalStatus::kSubmitted : GlobalStatus::kAborting)
+          << OpOf(c) << " of " << c.gid;
+      const std::string id = QueryParam(c, "branch_id");
+      EXPECT_TRUE(std::any_of(rec.state.branches.begin(), rec.state.branches.end(),
+                              [&](const RegisteredBranch& b) { return b.branch_id == id; }))
+          << OpOf(c) << " of " << c.gid << " before its registration is durable";
+      return;
+    }
     size_t step = std::stoul(QueryParam(c, "branch_id")) - 1;
     ASSERT_LT(step, rec.def.steps.size());
     if (op == "compensate") {
@@ -307,6 +318,9 @@ class Driver {
         break;
       case ApiOp::kForceStop:
         EXPECT_EQ(*status, GlobalStatus::kFailed) << gid;
+        break;
+      case ApiOp::kRegisterBranch:
+        EXPECT_FALSE(State(gid).branches.empty()) << gid;
         break;
       default:
         break;
@@ -1309,6 +1323,165 @@ TEST(EngineRecovery, UnfinishedRecordFoundByARequestIsTakenOver) {
   EXPECT_EQ(d.engine().stats().started, 0u) << "not created again";
   d.Answer(d.TakeOnly("action 02"), CallOutcome::kSuccess);
   EXPECT_EQ(d.Status("g"), GlobalStatus::kSucceed);
+}
+
+}  // namespace
+}  // namespace dtx::coord
+
+namespace dtx::coord {
+namespace {
+
+std::string TccBranch(const std::string& gid, const std::string& id) {
+  return json{{"gid", gid},
+              {"trans_type", "tcc"},
+              {"branch_id", id},
+              {"data", "{\"b\":\"" + id + "\"}"},
+              {"confirm", "http://svc/confirm" + id},
+              {"cancel", "http://svc/cancel" + id}}
+      .dump();
+}
+
+std::string Plain(const std::string& gid, const std::string& type) {
+  return json{{"gid", gid}, {"trans_type", type}}.dump();
+}
+
+TEST(EngineTcc, SubmitConfirmsEveryRegisteredBranchWithItsDataThenSucceeds) {
+  Driver d;
+  EXPECT_TRUE(IsSuccessReply(d.ReplyTo(d.Prepare(Plain("t", "tcc")))));
+  EXPECT_TRUE(IsSuccessReply(d.ReplyTo(d.Register(TccBranch("t", "01")))));
+  EXPECT_TRUE(IsSuccessReply(d.ReplyTo(d.Register(TccBranch("t", "02")))));
+  EXPECT_TRUE(d.NoCalls()) << "nothing is called while prepared";
+  EXPECT_EQ(d.State("t").branches.size(), 2u);
+  d.Submit(Plain("t", "tcc"));
+  auto calls = d.TakeCalls();
+  ASSERT_EQ(calls.size(), 2u);
+  for (const auto& c : calls) {
+    EXPECT_EQ(QueryParam(c, "op"), "confirm");
+    EXPECT_EQ(QueryParam(c, "trans_type"), "tcc");
+    const std::string id = QueryParam(c, "branch_id");
+    EXPECT_EQ(c.url, "http://svc/confirm" + id);
+    EXPECT_EQ(c.body, "{\"b\":\"" + id + "\"}");
+    EXPECT_TRUE(c.post);
+  }
+  d.Answer(calls[0], CallOutcome::kSuccess);
+  EXPECT_EQ(d.Status("t"), GlobalStatus::kSubmitted);
+  d.Answer(calls[1], CallOutcome::kFailure);  // a confirm must succeed: retried
+  EXPECT_EQ(d.Status("t"), GlobalStatus::kSubmitted);
+  EXPECT_TRUE(d.NoCalls());
+  d.Tick(d.now + 60'000);
+  auto retry = d.TakeOnly("confirm " + QueryParam(calls[1], "branch_id"));
+  d.Answer(retry, CallOutcome::kSuccess);
+  EXPECT_EQ(d.Status("t"), GlobalStatus::kSucceed);
+}
+
+TEST(EngineTcc, AbortCancelsEveryBranchAndNeverConfirms) {
+  Driver d;
+  d.Prepare(Plain("t", "tcc"));
+  d.Register(TccBranch("t", "01"));
+  d.Register(TccBranch("t", "02"));
+  EXPECT_TRUE(IsSuccessReply(d.ReplyTo(d.Abort("t"))));
+  EXPECT_EQ(d.Status("t"), GlobalStatus::kAborting);
+  auto calls = d.TakeCalls();
+  EXPECT_EQ(Sorted(Ops(calls)), (Strings{"cancel 01", "cancel 02"}));
+  for (const auto& c : calls) EXPECT_EQ(c.url, "http://svc/cancel" + QueryParam(c, "branch_id"));
+  EXPECT_TRUE(IsFailureReply(d.ReplyTo(d.Submit(Plain("t", "tcc")))));
+  for (const auto& c : calls) d.Answer(c, CallOutcome::kSuccess);
+  EXPECT_EQ(d.Status("t"), GlobalStatus::kFailed);
+}
+
+TEST(EngineTcc, PreparedPastItsTimeoutIsAbortedAndCancelled) {
+  Driver d;
+  d.Prepare(Plain("t", "tcc"));
+  d.Register(TccBranch("t", "01"));
+  auto wake = d.engine().NextWakeup();
+  ASSERT_TRUE(wake.has_value());
+  EXPECT_EQ(*wake, d.now + TestConfig().prepared_timeout_ms);
+  d.Tick(*wake - 1);
+  EXPECT_EQ(d.Status("t"), GlobalStatus::kPrepared);
+  d.Tick(*wake);
+  EXPECT_EQ(d.Status("t"), GlobalStatus::kAborting);
+  d.Answer(d.TakeOnly("cancel 01"), CallOutcome::kSuccess);
+  EXPECT_EQ(d.Status("t"), GlobalStatus::kFailed);
+}
+
+TEST(EngineTcc, RegisterBranchIsIdempotentRejectsConflictsAndLateRegistrations) {
+  Driver d;
+  EXPECT_EQ(d.ReplyTo(d.Register(TccBranch("t", "01"))).http_status, 404);
+  d.Prepare(Plain("t", "tcc"));
+  d.Register(TccBranch("t", "01"));
+  EXPECT_TRUE(IsSuccessReply(d.ReplyTo(d.Register(TccBranch("t", "01")))));
+  std::string other = json{
+      {"gid", "t"},
+      {"trans_type", "tcc"},
+      {"branch_id", "01"},
+      {"confirm", "http://svc/elsewhere"},
+      {"cancel",
+       "http://svc/x"}}.dump();
+  EXPECT_TRUE(IsFailureReply(d.ReplyTo(d.Register(other))));
+  EXPECT_EQ(d.State("t").branches.size(), 1u);
+  d.Submit(Plain("t", "tcc"));
+  EXPECT_TRUE(IsFailureReply(d.ReplyTo(d.Register(TccBranch("t", "02")))))
+      << "no branch joins after the decision";
+  EXPECT_EQ(d.State("t").branches.size(), 1u);
+  std::string xa =
+      json{{"gid", "t"}, {"trans_type", "xa"}, {"branch_id", "03"}, {"url", "http://svc/xa"}}
+          .dump();
+  EXPECT_TRUE(IsFailureReply(d.ReplyTo(d.Register(xa))));
+}
+
+TEST(EngineTcc, SubmitWithoutPrepareIsRejectedAndCreatesNothing) {
+  Driver d;
+  EXPECT_EQ(d.ReplyTo(d.Submit(Plain("t", "tcc"))).http_status, 400);
+  EXPECT_FALSE(d.Status("t").has_value());
+}
+
+TEST(EngineTcc, ATransactionWithoutBranchesSucceedsOnSubmit) {
+  Driver d;
+  d.Prepare(Plain("t", "tcc"));
+  d.Submit(Plain("t", "tcc"));
+  EXPECT_EQ(d.Status("t"), GlobalStatus::kSucceed);
+}
+
+TEST(EngineTcc, RecoveryResumesConfirmsOfASubmittedTransaction) {
+  Driver d;
+  d.Prepare(Plain("t", "tcc"));
+  d.Register(TccBranch("t", "01"));
+  d.Register(TccBranch("t", "02"));
+  d.Submit(Plain("t", "tcc"));
+  auto calls = d.TakeCalls();
+  d.Answer(calls[0], CallOutcome::kSuccess);
+  d.Restart();
+  d.Tick(d.now);
+  auto again = d.TakeCalls();
+  ASSERT_EQ(again.size(), 1u) << "only the unconfirmed branch is confirmed again";
+  EXPECT_EQ(QueryParam(again[0], "branch_id"), QueryParam(calls[1], "branch_id"));
+  EXPECT_EQ(QueryParam(again[0], "op"), "confirm");
+  d.Answer(again[0], CallOutcome::kSuccess);
+  EXPECT_EQ(d.Status("t"), GlobalStatus::kSucceed);
+}
+
+TEST(EngineXa, SubmitCommitsAndAbortRollsBackThroughTheBranchUrl) {
+  Driver d;
+  auto branch = [](const std::string& gid) {
+    return json{{"gid", gid}, {"trans_type", "xa"}, {"branch_id", "01"}, {"url", "http://db/xa"}}
+        .dump();
+  };
+  d.Prepare(Plain("a", "xa"));
+  d.Register(branch("a"));
+  d.Submit(Plain("a", "xa"));
+  auto commit = d.TakeOnly("commit 01");
+  EXPECT_EQ(commit.url, "http://db/xa");
+  EXPECT_EQ(QueryParam(commit, "trans_type"), "xa");
+  d.Answer(commit, CallOutcome::kSuccess);
+  EXPECT_EQ(d.Status("a"), GlobalStatus::kSucceed);
+
+  d.Prepare(Plain("b", "xa"));
+  d.Register(branch("b"));
+  d.Abort("b");
+  auto rollback = d.TakeOnly("rollback 01");
+  EXPECT_EQ(rollback.url, "http://db/xa");
+  d.Answer(rollback, CallOutcome::kSuccess);
+  EXPECT_EQ(d.Status("b"), GlobalStatus::kFailed);
 }
 
 }  // namespace

@@ -121,6 +121,43 @@ Status ParseSagaCustom(const std::string& raw, size_t n, TxnDef& def) {
   return Status::Ok();
 }
 
+// registerBranch: {"gid", "branch_id", "trans_type": "tcc"|"xa", "data", "confirm", "cancel"}
+// for TCC, {"gid", "branch_id", "trans_type": "xa", "data", "url"} for XA. DTM's SDKs send
+// every value as a string.
+Status ParseBranch(const json& j, TxnRequest& req, const Limits& limits) {
+  const TransType type = req.def.type;
+  if (!req.has_trans_type) return Bad("field 'trans_type' is required");
+  if (type != TransType::kTcc && type != TransType::kXa) {
+    return Bad("registerBranch is for tcc and xa transactions, not " +
+               std::string(TransTypeName(type)));
+  }
+  RegisteredBranch& b = req.branch;
+  auto branch_id = OptString(j, "branch_id");
+  if (!branch_id.ok()) return branch_id.status();
+  if (branch_id->empty()) return Bad("field 'branch_id' is required");
+  if (branch_id->size() > 64 || !IsPrintableNoSpace(*branch_id)) {
+    return Bad("field 'branch_id' must be 1..64 printable ASCII characters without spaces");
+  }
+  b.branch_id = std::move(*branch_id);
+  auto data = OptString(j, "data");
+  if (!data.ok()) return data.status();
+  b.data = std::move(*data);
+  const char* first = type == TransType::kTcc ? "confirm" : "url";
+  auto url = OptString(j, first);
+  if (!url.ok()) return url.status();
+  if (url->empty()) return Bad(std::string("field '") + first + "' is required");
+  DTX_RETURN_IF_ERROR(CheckUrl(*url, first, limits));
+  b.confirm = std::move(*url);
+  if (type == TransType::kTcc) {
+    auto cancel = OptString(j, "cancel");
+    if (!cancel.ok()) return cancel.status();
+    if (cancel->empty()) return Bad("field 'cancel' is required");
+    DTX_RETURN_IF_ERROR(CheckUrl(*cancel, "cancel", limits));
+    b.cancel = std::move(*cancel);
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 std::string_view ApiOpName(ApiOp op) {
@@ -207,16 +244,16 @@ Result<TxnRequest> ParseTxnRequest(ApiOp op, std::string_view body, const Limits
   if (!type->empty()) {
     auto parsed = ParseTransType(*type);
     if (!parsed) {
-      if (*type == "tcc" || *type == "xa" || *type == "workflow") {
-        return Bad("trans_type '" + *type + "' is not supported yet");
-      }
-      return Bad("unknown trans_type '" + type->substr(0, 64) + "' (expected saga or msg)");
+      if (*type == "workflow") return Bad("trans_type 'workflow' is not supported yet");
+      return Bad("unknown trans_type '" + type->substr(0, 64) +
+                 "' (expected saga, msg, tcc or xa)");
     }
     def.type = *parsed;
     req.has_trans_type = true;
   }
   if (op == ApiOp::kRegisterBranch) {
-    return Bad("registerBranch is for tcc and xa transactions, which dtxd does not support yet");
+    DTX_RETURN_IF_ERROR(ParseBranch(j, req, limits));
+    return req;
   }
   if (op == ApiOp::kAbort || op == ApiOp::kForceStop) return req;
   if (!req.has_trans_type) return Bad("field 'trans_type' is required");
@@ -264,8 +301,13 @@ Result<TxnRequest> ParseTxnRequest(ApiOp op, std::string_view body, const Limits
     return Bad("'steps' has " + std::to_string(def.steps.size()) + " entries but 'payloads' has " +
                std::to_string(def.payloads.size()));
   }
-  if (!req.has_steps || def.steps.empty()) {
-    // A msg submitted after its prepare may omit the steps; everything else needs them.
+  const bool registers_branches = def.type == TransType::kTcc || def.type == TransType::kXa;
+  if (registers_branches && !def.steps.empty()) {
+    return Bad("a " + std::string(TransTypeName(def.type)) +
+               " transaction has no 'steps': its branches come through registerBranch");
+  }
+  if (!registers_branches && (!req.has_steps || def.steps.empty())) {
+    // A msg submitted after its prepare may omit the steps; sagas and msgs otherwise need them.
     if (!(def.type == TransType::kMsg && op == ApiOp::kSubmit)) {
       return Bad("field 'steps' must hold at least one step");
     }

@@ -27,14 +27,16 @@ struct TxnRequest {
   ApiOp op = ApiOp::kSubmit;
   TxnDef def;  // create_time is left 0; the engine stamps it
   bool has_trans_type = false;
-  bool has_steps = false;  // the body carried "steps" (msg submit may omit it)
+  bool has_steps = false;   // the body carried "steps" (msg submit may omit it)
+  RegisteredBranch branch;  // kRegisterBranch only
 };
 
 // Parses a JSON body for `op`. Errors are kInvalidArgument with a message naming the field.
 // Checks: valid JSON object; gid present, non-empty, <= max_gid_bytes, printable ASCII without
-// spaces; trans_type present and one of saga/msg (abort/forceStop may omit it); steps an array
-// of objects whose URLs are absolute http(s) URLs with a host; payloads an array of strings of
-// the same length as steps; saga steps have "action" (compensate optional); msg steps have
+// spaces; trans_type present and one of saga/msg/tcc/xa (abort/forceStop may omit it); tcc and xa
+// carry no steps; registerBranch needs branch_id and confirm+cancel (tcc) or url (xa); steps an
+// array of objects whose URLs are absolute http(s) URLs with a host; payloads an array of strings
+// of the same length as steps; saga steps have "action" (compensate optional); msg steps have
 // "action"; msg prepare needs query_prepared; custom_data (saga) is a JSON string holding
 // {"concurrent": bool, "orders": {"i": [j, ...]}} with indices in range and no cycles; numeric
 // options non-negative integers; branch_headers an object of strings.

@@ -189,16 +189,66 @@ TEST(ParseTxnRequest, RejectsUnknownTransType) {
   ExpectRejected(ApiOp::kAbort, R"({"gid": "g", "trans_type": "x"})", "unknown trans_type");
 }
 
-TEST(ParseTxnRequest, RejectsTccXaAndWorkflowAsNotSupportedYet) {
-  for (const char* type : {"tcc", "xa", "workflow"}) {
-    ExpectRejected(ApiOp::kSubmit, std::string(R"({"gid": "g", "trans_type": ")") + type + R"("})",
-                   "not supported yet");
+TEST(ParseTxnRequest, RejectsWorkflowAsNotSupportedYet) {
+  ExpectRejected(ApiOp::kSubmit, R"({"gid": "g", "trans_type": "workflow"})", "not supported yet");
+}
+
+TEST(ParseTxnRequest, TccAndXaArePreparedAndSubmittedWithoutSteps) {
+  for (const char* type : {"tcc", "xa"}) {
+    const std::string body = std::string(R"({"gid": "g", "trans_type": ")") + type + R"("})";
+    ExpectAccepted(ApiOp::kPrepare, body);
+    ExpectAccepted(ApiOp::kSubmit, body);
+    ExpectRejected(ApiOp::kSubmit,
+                   std::string(R"({"gid": "g", "trans_type": ")") + type +
+                       R"(", "steps": [{"action": "http://a/x"}], "payloads": [""]})",
+                   "registerBranch");
   }
 }
 
-TEST(ParseTxnRequest, RejectsRegisterBranch) {
-  ExpectRejected(ApiOp::kRegisterBranch, R"({"gid": "g", "trans_type": "tcc"})", "not supported");
+TEST(ParseTxnRequest, RegisterBranchOfTccNeedsBranchIdConfirmAndCancel) {
+  auto ok = ParseTxnRequest(ApiOp::kRegisterBranch,
+                            R"({"gid": "g", "trans_type": "tcc", "branch_id": "01", "data": "{}",
+                                "confirm": "http://a:1/c", "cancel": "http://a:1/x"})");
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_EQ(ok->branch.branch_id, "01");
+  EXPECT_EQ(ok->branch.data, "{}");
+  EXPECT_EQ(ok->branch.confirm, "http://a:1/c");
+  EXPECT_EQ(ok->branch.cancel, "http://a:1/x");
+  ExpectRejected(
+      ApiOp::kRegisterBranch,
+      R"({"gid": "g", "trans_type": "tcc", "confirm": "http://a/c", "cancel": "http://a/x"})",
+      "branch_id");
+  ExpectRejected(ApiOp::kRegisterBranch,
+                 R"({"gid": "g", "trans_type": "tcc", "branch_id": "01", "cancel": "http://a/x"})",
+                 "confirm");
+  ExpectRejected(ApiOp::kRegisterBranch,
+                 R"({"gid": "g", "trans_type": "tcc", "branch_id": "01", "confirm": "http://a/c"})",
+                 "cancel");
+  ExpectRejected(ApiOp::kRegisterBranch,
+                 R"({"gid": "g", "trans_type": "tcc", "branch_id": "0 1", "confirm": "http://a/c",
+                     "cancel": "http://a/x"})",
+                 "branch_id");
+  ExpectRejected(ApiOp::kRegisterBranch,
+                 R"({"gid": "g", "trans_type": "tcc", "branch_id": "01", "confirm": "ftp://a/c",
+                     "cancel": "http://a/x"})",
+                 "confirm");
+}
+
+TEST(ParseTxnRequest, RegisterBranchOfXaNeedsUrl) {
+  auto ok = ParseTxnRequest(
+      ApiOp::kRegisterBranch,
+      R"({"gid": "g", "trans_type": "xa", "branch_id": "01", "url": "http://a/x"})");
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_EQ(ok->branch.confirm, "http://a/x");
+  EXPECT_TRUE(ok->branch.cancel.empty());
+  ExpectRejected(ApiOp::kRegisterBranch, R"({"gid": "g", "trans_type": "xa", "branch_id": "01"})",
+                 "url");
+}
+
+TEST(ParseTxnRequest, RejectsRegisterBranchForSagaAndMsgAndWithoutTransType) {
   ExpectRejected(ApiOp::kRegisterBranch, R"({"gid": "g", "trans_type": "saga"})", "registerBranch");
+  ExpectRejected(ApiOp::kRegisterBranch, R"({"gid": "g", "trans_type": "msg"})", "registerBranch");
+  ExpectRejected(ApiOp::kRegisterBranch, R"({"gid": "g", "branch_id": "01"})", "trans_type");
 }
 
 TEST(ParseTxnRequest, RejectsStepsThatAreNotAnArrayOfObjects) {

@@ -10,6 +10,10 @@ std::string_view TransTypeName(TransType t) {
       return "saga";
     case TransType::kMsg:
       return "msg";
+    case TransType::kTcc:
+      return "tcc";
+    case TransType::kXa:
+      return "xa";
   }
   return "unknown";
 }
@@ -17,6 +21,10 @@ std::string_view TransTypeName(TransType t) {
 std::optional<TransType> ParseTransType(std::string_view s) {
   if (s == "saga") return TransType::kSaga;
   if (s == "msg") return TransType::kMsg;
+  if (s == "tcc") return TransType::kTcc;
+  if (s == "xa") return TransType::kXa;
+  if (s == "tcc") return TransType::kTcc;
+  if (s == "xa") return TransType::kXa;
   return std::nullopt;
 }
 

@@ -15,11 +15,11 @@
 
 namespace dtx::coord {
 
-enum class TransType { kSaga, kMsg };
+enum class TransType { kSaga, kMsg, kTcc, kXa };
 enum class GlobalStatus { kPrepared, kSubmitted, kAborting, kSucceed, kFailed };
 enum class BranchStatus { kPrepared, kSucceed, kFailed };
 
-// DTM's wire names: "saga", "msg"; "prepared", "submitted", ...
+// DTM's wire names: "saga", "msg", "tcc", "xa"; "prepared", "submitted", ...
 std::string_view TransTypeName(TransType t);
 std::optional<TransType> ParseTransType(std::string_view s);
 std::string_view GlobalStatusName(GlobalStatus s);
@@ -74,10 +74,25 @@ struct StepState {
   bool operator==(const StepState&) const = default;
 };
 
+// A TCC or XA branch, registered by the application while the transaction is prepared. Its second
+// phase is decided by the global status: confirm/commit when submitted, cancel/rollback when
+// aborting; `status` is the outcome of that one operation.
+struct RegisteredBranch {
+  std::string branch_id;
+  std::string data;     // body of the second-phase call
+  std::string confirm;  // tcc: confirm URL; xa: the branch URL (called with op=commit|rollback)
+  std::string cancel;   // tcc: cancel URL; xa: empty
+  BranchStatus status = BranchStatus::kPrepared;
+  TimeMs finish_time = 0;
+  TimeMs register_time = 0;
+  bool operator==(const RegisteredBranch&) const = default;
+};
+
 // Changes over the transaction's life; persisted after every change.
 struct TxnState {
   GlobalStatus status = GlobalStatus::kPrepared;
-  std::vector<StepState> steps;  // same length as TxnDef::steps
+  std::vector<StepState> steps;            // same length as TxnDef::steps
+  std::vector<RegisteredBranch> branches;  // tcc and xa only, in registration order
   std::string rollback_reason;
   TimeMs update_time = 0;
   TimeMs finish_time = 0;    // set when status becomes succeed

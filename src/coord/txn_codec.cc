@@ -422,6 +422,27 @@ Result<TxnState> DecodeStateImpl(std::string_view data) {
       st.steps.push_back(ss);
     }
   }
+  if (o.contains("branches")) {
+    if (const json* branches = d.Array(o, "branches")) {
+      for (const json& b : *branches) {
+        if (d.failed()) break;
+        if (!b.is_object()) {
+          d.Fail("a registered branch is not an object");
+          break;
+        }
+        RegisteredBranch rb;
+        rb.branch_id = d.StrField(b, "branch_id");
+        rb.data = d.StrField(b, "data");
+        rb.confirm = d.StrField(b, "confirm");
+        rb.cancel = d.StrField(b, "cancel");
+        rb.status = branch(b, "status");
+        rb.finish_time = d.IntField(b, "finish_time");
+        rb.register_time = d.IntField(b, "register_time");
+        if (!d.failed() && rb.branch_id.empty()) d.Fail("a registered branch has no branch_id");
+        st.branches.push_back(std::move(rb));
+      }
+    }
+  }
   st.rollback_reason = d.StrField(o, "rollback_reason");
   st.update_time = d.IntField(o, "update_time");
   st.finish_time = d.IntField(o, "finish_time");
@@ -496,6 +517,20 @@ std::string EncodeState(const TxnState& state) {
     w.Key("compensate_finish_time").Int(s.compensate_finish_time).Raw("}");
   }
   w.Raw("]");
+  // Only TCC and XA transactions have registered branches; older records have no such field.
+  if (!state.branches.empty()) {
+    w.Key("branches").Raw("[");
+    for (const RegisteredBranch& b : state.branches) {
+      w.Sep().Raw("{").Key("branch_id").Str(b.branch_id);
+      w.Key("data").Str(b.data);
+      w.Key("confirm").Str(b.confirm);
+      w.Key("cancel").Str(b.cancel);
+      w.Key("status").Str(BranchStatusName(b.status));
+      w.Key("finish_time").Int(b.finish_time);
+      w.Key("register_time").Int(b.register_time).Raw("}");
+    }
+    w.Raw("]");
+  }
   w.Key("rollback_reason").Str(state.rollback_reason);
   w.Key("update_time").Int(state.update_time);
   w.Key("finish_time").Int(state.finish_time);
@@ -568,6 +603,34 @@ nlohmann::json BranchesToDtmJson(const TxnRecord& rec) {
     b["create_time"] = create;
     out.push_back(std::move(b));
   };
+  const bool committing =
+      rec.state.status == GlobalStatus::kSubmitted || rec.state.status == GlobalStatus::kSucceed;
+  const bool rolling_back =
+      rec.state.status == GlobalStatus::kAborting || rec.state.status == GlobalStatus::kFailed;
+  for (const RegisteredBranch& rb : rec.state.branches) {
+    auto row = [&](const char* op, const std::string& url, bool decided) {
+      json b = {
+          {"gid", gid},
+          {"branch_id", SanitizeUtf8(rb.branch_id)},
+          {"op", op},
+          {"url", SanitizeUtf8(url)},
+          {"bin_data", Base64Encode(rb.data)},
+          {"status", BranchStatusName(decided ? rb.status : BranchStatus::kPrepared)},
+      };
+      if (decided) PutTime(b, "finish_time", rb.finish_time, true);
+      b["create_time"] = FormatRfc3339Ms(rb.register_time);
+      out.push_back(std::move(b));
+    };
+    if (def.type == TransType::kTcc) {
+      row("cancel", rb.cancel, rolling_back);
+      row("confirm", rb.confirm, committing);
+    } else {
+      row(committing     ? "commit"
+          : rolling_back ? "rollback"
+                         : "action",
+          rb.confirm, committing || rolling_back);
+    }
+  }
   for (size_t i = 0; i < def.steps.size(); ++i) {
     // A state shorter than the def (never written by a correct engine) renders as prepared.
     const StepState ss = i < rec.state.steps.size() ? rec.state.steps[i] : StepState{};

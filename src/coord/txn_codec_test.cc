@@ -121,6 +121,57 @@ TEST(TxnCodec, StateRoundTrip) {
   EXPECT_EQ(*empty, TxnState{});
 }
 
+TxnState TccState() {
+  TxnState s;
+  s.status = GlobalStatus::kAborting;
+  s.branches.push_back(RegisteredBranch{"01", "{\"a\":1}", "http://h/c1", "http://h/x1",
+                                        BranchStatus::kSucceed, 1700000000123, 1700000000001});
+  s.branches.push_back(RegisteredBranch{"b-2", std::string("\xff\x00z", 3), "http://h/c2",
+                                        "http://h/x2", BranchStatus::kPrepared, 0, 1700000000002});
+  return s;
+}
+
+TEST(TxnCodec, RegisteredBranchesRoundTrip) {
+  TxnState s = TccState();
+  auto back = DecodeState(EncodeState(s));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(*back, s);
+}
+
+TEST(TxnCodec, RegisteredBranchRecordsAreValidated) {
+  std::string enc = EncodeState(TccState());
+  std::string bad = enc;
+  bad.replace(bad.find("\"branch_id\":\"01\""), 16, "\"branch_id\":\"\"  ");
+  auto r = DecodeState(bad);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kDataLoss);
+  std::string bad_status = enc;
+  bad_status.replace(bad_status.find("\"status\":\"succeed\""), 18, "\"status\":\"maybe\"  ");
+  EXPECT_EQ(DecodeState(bad_status).status().code(), StatusCode::kDataLoss);
+}
+
+TEST(TxnCodec, TccBranchesRenderAsDtmCancelAndConfirmRows) {
+  TxnRecord rec;
+  rec.def.gid = "t";
+  rec.def.type = TransType::kTcc;
+  rec.state = TccState();
+  auto rows = BranchesToDtmJson(rec);
+  ASSERT_EQ(rows.size(), 4u);
+  EXPECT_EQ(rows[0]["op"], "cancel");
+  EXPECT_EQ(rows[0]["url"], "http://h/x1");
+  EXPECT_EQ(rows[0]["status"], "succeed");
+  EXPECT_EQ(rows[0]["bin_data"], "eyJhIjoxfQ==");
+  EXPECT_EQ(rows[1]["op"], "confirm");
+  EXPECT_EQ(rows[1]["status"], "prepared");
+  EXPECT_EQ(rows[2]["branch_id"], "b-2");
+  rec.def.type = TransType::kXa;
+  rec.state.status = GlobalStatus::kSucceed;
+  rows = BranchesToDtmJson(rec);
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0]["op"], "commit");
+  EXPECT_EQ(rows[0]["url"], "http://h/c1");
+}
+
 void ExpectDataLoss(const Result<TxnDef>& r, const std::string& needle) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kDataLoss);
@@ -177,7 +228,7 @@ TEST(TxnCodec, DecodeDefRejectsWrongTypesAndInconsistency) {
   ExpectDataLoss(DecodeDefWith([](json& j) { j.erase("gid"); }), "missing field 'gid'");
   ExpectDataLoss(DecodeDefWith([](json& j) { j["gid"] = ""; }), "empty gid");
   ExpectDataLoss(DecodeDefWith([](json& j) { j["gid"] = 7; }), "'gid' is not a string");
-  ExpectDataLoss(DecodeDefWith([](json& j) { j["trans_type"] = "xa"; }), "unknown trans_type");
+  ExpectDataLoss(DecodeDefWith([](json& j) { j["trans_type"] = "workflow"; }), "unknown trans_type");
   ExpectDataLoss(DecodeDefWith([](json& j) { j["steps"] = json::object(); }),
                  "'steps' is not an array");
   ExpectDataLoss(DecodeDefWith([](json& j) { j["steps"][0] = "x"; }), "step is not an object");

@@ -59,6 +59,9 @@ std::vector<Field> Fields(Config& c) {
                 &e.ongoing_interval_ms),
       MakeField("msg_timeout_ms", "How long a msg may stay prepared before it is checked back",
                 &e.msg_timeout_ms),
+      MakeField("prepared_timeout_ms",
+                "How long a tcc or xa transaction may stay prepared before it is aborted",
+                &e.prepared_timeout_ms),
       MakeField("request_timeout_ms", "Default timeout of one branch call", &e.request_timeout_ms),
       MakeField("wait_result_timeout_ms", "How long a wait_result submit waits before ONGOING",
                 &e.wait_result_timeout_ms),
@@ -157,6 +160,7 @@ Status Validate(const Config& c) {
                              Positive{"max_retry_interval_ms", e.max_retry_interval_ms},
                              Positive{"ongoing_interval_ms", e.ongoing_interval_ms},
                              Positive{"msg_timeout_ms", e.msg_timeout_ms},
+                             Positive{"prepared_timeout_ms", e.prepared_timeout_ms},
                              Positive{"request_timeout_ms", e.request_timeout_ms},
                              Positive{"wait_result_timeout_ms", e.wait_result_timeout_ms}}) {
     if (value <= 0) return InvalidArgument(std::string(name) + " must be > 0");

@@ -130,7 +130,7 @@ TEST(ConfigTest, ExampleConfigLoadsAndNamesEveryFlag) {
        {"listen", "data_dir", "max_body_bytes", "keep_finished_s", "purge_interval_s",
         "alert_webhook", "log_level", "retry_interval_ms", "max_retry_interval_ms",
         "ongoing_interval_ms", "msg_timeout_ms", "request_timeout_ms", "wait_result_timeout_ms",
-        "alert_after_failures", "retry_limit"}) {
+        "alert_after_failures", "retry_limit", "prepared_timeout_ms"}) {
     EXPECT_NE(text.str().find(std::string(key) + ":"), std::string::npos) << key;
   }
 }
