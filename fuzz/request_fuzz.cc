@@ -18,6 +18,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   const TxnDef& def = parsed->def;
+  if (op == ApiOp::kRegisterBranch) {
+    const RegisteredBranch& b = parsed->branch;
+    if (b.branch_id.empty() || !IsValidBranchUrl(b.confirm)) std::abort();
+    if (def.type == TransType::kTcc && !IsValidBranchUrl(b.cancel)) std::abort();
+    if (def.type != TransType::kTcc && def.type != TransType::kXa) std::abort();
+    return 0;
+  }
   if (def.gid.empty() || def.steps.size() != def.payloads.size()) std::abort();
   for (const auto& step : def.steps) {
     if (!IsValidBranchUrl(step.action)) std::abort();
