@@ -49,6 +49,7 @@ EngineConfig SimEngineConfig() {
   c.max_retry_interval_ms = 800;
   c.ongoing_interval_ms = 100;
   c.msg_timeout_ms = 500;
+  c.prepared_timeout_ms = 2'500;
   c.request_timeout_ms = 200;
   c.wait_result_timeout_ms = 1'500;
   c.alert_after_failures = 4;
@@ -85,6 +86,9 @@ bool Reachable(TransType type, GlobalStatus from, GlobalStatus to) {
     switch (s) {
       case GlobalStatus::kPrepared:
         if (type == TransType::kMsg) return {GlobalStatus::kSubmitted, GlobalStatus::kFailed};
+        if (type == TransType::kTcc || type == TransType::kXa) {
+          return {GlobalStatus::kSubmitted, GlobalStatus::kAborting};
+        }
         return {GlobalStatus::kSubmitted};
       case GlobalStatus::kSubmitted:
         if (type == TransType::kSaga) return {GlobalStatus::kSucceed, GlobalStatus::kAborting};
@@ -123,6 +127,30 @@ struct StepLedger {
   int ongoing_compensate = -1;
 };
 
+bool RegistersBranches(TransType t) { return t == TransType::kTcc || t == TransType::kXa; }
+
+enum class TryState { kNotTried, kApplied, kFailed, kRefused };
+
+// One TCC/XA branch: what the client registers and what the participant's barrier and ledger
+// hold for it.
+struct BranchSpec {
+  std::string id;
+  std::string data;
+  std::string confirm;  // xa: the branch URL
+  std::string cancel;   // xa: empty
+  bool try_fails = false;
+  bool slow_try = false;  // the try reaches the participant late, often after the timeout
+  bool late = false;      // registered only after the decision, to check it is refused
+  bool register_acked = false;
+  TryState try_state = TryState::kNotTried;
+  int confirm_applied = 0;
+  int cancel_applied = 0;
+  bool confirm_seen = false;  // the barrier recorded a confirm/commit
+  bool cancel_seen = false;   // the barrier recorded a cancel/rollback (empty or not)
+  int ongoing_confirm = -1;
+  int ongoing_cancel = -1;
+};
+
 struct StepSpec {
   bool fails = false;  // the action answers FAILURE (business failure), consistently
   bool has_compensate = true;
@@ -150,6 +178,12 @@ struct TxnSpec {
   LocalTx local = LocalTx::kUndecided;
   bool checkback_success = false;
 
+  // TCC/XA client state.
+  std::vector<BranchSpec> branches;  // the late branch, if any, is last
+  size_t next_branch = 0;            // the branch the client registers/tries next
+  int dies_at = -1;                  // the client dies before registering this branch (n: submit)
+  bool abort_acked = false;
+
   std::vector<StepLedger> ledger;
 };
 
@@ -161,6 +195,7 @@ struct PendingRequest {
   uint64_t incarnation = 0;
   bool answered = false;
   bool lost = false;  // the engine that took it crashed before answering
+  int branch = -1;    // registerBranch: index into TxnSpec::branches
 };
 
 // The outcome a participant sends back.
@@ -198,6 +233,7 @@ class CoordSim {
   explicit CoordSim(const SimOptions& o)
       : opts_(o),
         rand_(o.seed),
+        branch_rand_(o.seed * 0x9E3779B97F4A7C15ULL + 0x7CC),
         config_(SimEngineConfig()),
         fault_end_(std::max<TimeMs>(o.fault_phase_ms, 10)) {
     report_.seed = o.seed;
@@ -212,10 +248,13 @@ class CoordSim {
     FinalChecks();
     report_.stats.end_time_ms = now_;
     for (const auto& [gid, rec] : disk_.records()) {
+      const bool branched = RegistersBranches(rec.def.type);
       if (rec.state.status == GlobalStatus::kSucceed) {
         ++report_.stats.succeeded;
+        if (branched) ++report_.stats.branch_txns_succeeded;
       } else if (rec.state.status == GlobalStatus::kFailed) {
         ++report_.stats.failed;
+        if (branched) ++report_.stats.branch_txns_failed;
       } else {
         ++report_.stats.unfinished;
       }
@@ -320,6 +359,69 @@ class CoordSim {
     }
     report_.stats.sagas = sagas;
     report_.stats.msgs = msgs;
+    // Drawn from their own stream after the saga/msg workload, which therefore stays the same.
+    for (int i = 0; i < opts_.branch_txns; ++i) {
+      TxnSpec s;
+      s.type = branch_rand_.Chance(0.5) ? TransType::kTcc : TransType::kXa;
+      s.gid = s.type == TransType::kTcc ? fmt::format("tcc-{}", ++report_.stats.tccs)
+                                        : fmt::format("xa-{}", ++report_.stats.xas);
+      s.start = branch_rand_.Range(0, fault_end_ * 6 / 10);
+      MakeBranchTxn(s);
+      by_gid_[s.gid] = txns_.size();
+      txns_.push_back(std::move(s));
+      ++clients_pending_;
+      size_t idx = txns_.size() - 1;
+      Schedule(txns_[idx].start, [this, idx] { StartClient(idx); });
+    }
+  }
+
+  void MakeBranchTxn(TxnSpec& s) {
+    Rand& r = branch_rand_;
+    const bool tcc = s.type == TransType::kTcc;
+    size_t n = static_cast<size_t>(r.Range(1, 4));
+    const bool late = r.Chance(0.15);
+    for (size_t i = 0; i < n + (late ? 1 : 0); ++i) {
+      BranchSpec b;
+      b.id = coord::BranchId(i);
+      b.data = fmt::format(R"({{"gid":"{}","branch":{},"amount":{}}})", s.gid, i, r.Range(1, 1000));
+      if (tcc) {
+        b.confirm = fmt::format("http://svc{}.sim/tcc/confirm", i % 3);
+        b.cancel = fmt::format("http://svc{}.sim/tcc/cancel", i % 3);
+      } else {
+        b.confirm = fmt::format("http://svc{}.sim/xa", i % 3);
+      }
+      b.try_fails = r.Chance(0.08);
+      b.slow_try = r.Chance(0.08);
+      b.late = i == n;
+      s.branches.push_back(std::move(b));
+    }
+    if (r.Chance(0.15)) s.dies_at = static_cast<int>(r.Range(0, static_cast<int64_t>(n)));
+    nlohmann::json body = {{"gid", s.gid}, {"trans_type", tcc ? "tcc" : "xa"}};
+    if (r.Chance(0.1)) body["timeout_to_fail"] = r.Range(1, 3);
+    if (r.Chance(0.1)) body["request_timeout"] = 1;
+    if (r.Chance(0.15)) {
+      s.headers["x-sim-tenant"] = fmt::format("tenant-{}", r.Range(1, 9));
+      body["branch_headers"] = s.headers;
+    }
+    s.body = body.dump();
+  }
+
+  // The body of `op` for s; `branch` indexes s.branches for registerBranch.
+  std::string RequestBody(const TxnSpec& s, ApiOp op, int branch) const {
+    if (!RegistersBranches(s.type) || op == ApiOp::kPrepare) return s.body;
+    nlohmann::json body = {{"gid", s.gid}, {"trans_type", coord::TransTypeName(s.type)}};
+    if (op == ApiOp::kRegisterBranch && branch >= 0) {
+      const BranchSpec& b = s.branches[static_cast<size_t>(branch)];
+      body["branch_id"] = b.id;
+      body["data"] = b.data;
+      if (s.type == TransType::kTcc) {
+        body["confirm"] = b.confirm;
+        body["cancel"] = b.cancel;
+      } else {
+        body["url"] = b.confirm;
+      }
+    }
+    return body.dump();
   }
 
   void MakeSaga(TxnSpec& s) {
@@ -404,10 +506,126 @@ class CoordSim {
 
   void StartClient(size_t idx) {
     TxnSpec& s = txns_[idx];
+    if (RegistersBranches(s.type)) {
+      Trace("client {} starts: {} branches{}{}", s.gid,
+            s.branches.size() - (!s.branches.empty() && s.branches.back().late ? 1 : 0),
+            s.dies_at >= 0 ? fmt::format(", dies after {}", s.dies_at) : "",
+            !s.branches.empty() && s.branches.back().late ? ", late register" : "");
+      Send(static_cast<int>(idx), ApiOp::kPrepare, 1);
+      return;
+    }
     Trace("client {} starts: {} steps{}{}{}", s.gid, s.steps.size(),
           s.concurrent ? ", concurrent" : "", s.wait_result ? ", wait_result" : "",
           s.type == TransType::kMsg ? (s.will_commit ? ", will commit" : ", will not commit") : "");
     Send(static_cast<int>(idx), s.type == TransType::kSaga ? ApiOp::kSubmit : ApiOp::kPrepare, 1);
+  }
+
+  // The TCC/XA client's next move after prepare or a branch's try.
+  void NextBranch(size_t idx) {
+    TxnSpec& s = txns_[idx];
+    const size_t n = s.branches.size() - (s.branches.empty() || !s.branches.back().late ? 0 : 1);
+    if (s.dies_at >= 0 && s.next_branch == static_cast<size_t>(s.dies_at)) {
+      Trace("client {} dies after {} of {} branches, before submit", s.gid, s.next_branch, n);
+      ClientDone(s);
+      return;
+    }
+    if (s.next_branch < n) {
+      Send(static_cast<int>(idx), ApiOp::kRegisterBranch, 1, static_cast<int>(s.next_branch));
+      return;
+    }
+    Send(static_cast<int>(idx), ApiOp::kSubmit, 1);
+  }
+
+  // The branch's first phase, run by the client against the participant, which guards it with
+  // the barrier: a try after the branch's cancel is refused (hanging), a repeated try absorbed.
+  void Try(size_t idx, size_t branch) {
+    TxnSpec& s = txns_[idx];
+    BranchSpec& b = s.branches[branch];
+    if (b.cancel_seen && !opts_.break_no_barrier) {
+      b.try_state = TryState::kRefused;
+      Trace("participant {} {}/try refused (hanging: cancel ran first)", s.gid, b.id);
+    } else if (b.try_fails) {
+      b.try_state = TryState::kFailed;
+      Trace("participant {} {}/try FAILURE (business)", s.gid, b.id);
+    } else {
+      if (disk_.Find(s.gid) == nullptr) {
+        Violation(s.gid,
+                  fmt::format("branch {} try applied before the transaction was durable", b.id));
+      }
+      b.try_state = TryState::kApplied;
+      Trace("participant {} {}/try applied (reserved)", s.gid, b.id);
+    }
+    if (b.try_state != TryState::kApplied) {
+      Trace("client {} aborts: branch {} try did not apply", s.gid, b.id);
+      Send(static_cast<int>(idx), ApiOp::kAbort, 1);
+      return;
+    }
+    ++s.next_branch;
+    Schedule(now_ + rand_.Range(0, 200), [this, idx] { NextBranch(idx); });
+  }
+
+  // After submit or abort was answered: maybe register one more branch, which must be refused.
+  void AfterDecision(size_t idx) {
+    TxnSpec& s = txns_[idx];
+    if (!s.branches.empty() && s.branches.back().late && !s.branches.back().register_acked &&
+        s.next_branch != s.branches.size()) {
+      s.next_branch = s.branches.size();
+      Send(static_cast<int>(idx), ApiOp::kRegisterBranch, 1,
+           static_cast<int>(s.branches.size() - 1));
+      return;
+    }
+    ClientDone(s);
+  }
+
+  void OnBranchTxnReply(const PendingRequest& req, CallOutcome outcome) {
+    const size_t idx = static_cast<size_t>(req.txn);
+    TxnSpec& s = txns_[idx];
+    const bool ok = outcome == CallOutcome::kSuccess;
+    switch (req.op) {
+      case ApiOp::kPrepare:
+        if (!ok) {
+          ClientDone(s);
+          return;
+        }
+        s.acked = true;
+        Schedule(now_ + rand_.Range(0, 200), [this, idx] { NextBranch(idx); });
+        return;
+      case ApiOp::kRegisterBranch: {
+        BranchSpec& b = s.branches[static_cast<size_t>(req.branch)];
+        if (b.late) {
+          if (ok) Violation(s.gid, fmt::format("branch {} registered after the decision", b.id));
+          ClientDone(s);
+          return;
+        }
+        if (!ok) {
+          // The transaction was decided meanwhile (prepared timeout): nothing left to do.
+          ClientDone(s);
+          return;
+        }
+        b.register_acked = true;
+        ++report_.stats.branches_registered;
+        const size_t branch = static_cast<size_t>(req.branch);
+        const TimeMs delay = b.slow_try ? rand_.Range(1'000, 4'000) : rand_.Range(0, 100);
+        Schedule(now_ + delay, [this, idx, branch] { Try(idx, branch); });
+        return;
+      }
+      case ApiOp::kSubmit:
+        if (ok) s.submit_acked = true;
+        AfterDecision(idx);
+        return;
+      case ApiOp::kAbort:
+        if (ok) {
+          s.abort_acked = true;
+        } else {
+          Violation(s.gid, fmt::format("abort of a prepared {} was refused",
+                                       coord::TransTypeName(s.type)));
+        }
+        AfterDecision(idx);
+        return;
+      case ApiOp::kForceStop:
+        ClientDone(s);
+        return;
+    }
   }
 
   void ClientDone(TxnSpec& s) {
@@ -416,40 +634,42 @@ class CoordSim {
     --clients_pending_;
   }
 
-  void Send(int idx, ApiOp op, int attempt) {
+  void Send(int idx, ApiOp op, int attempt, int branch = -1) {
     ++report_.stats.client_requests;
     TimeMs delay = rand_.Range(0, 5);
-    Schedule(now_ + delay, [this, idx, op, attempt] { ArriveAtEngine(idx, op, attempt); });
+    Schedule(now_ + delay,
+             [this, idx, op, attempt, branch] { ArriveAtEngine(idx, op, attempt, branch); });
   }
 
-  void ArriveAtEngine(int idx, ApiOp op, int attempt) {
+  void ArriveAtEngine(int idx, ApiOp op, int attempt, int branch) {
     TxnSpec& s = txns_[static_cast<size_t>(idx)];
     if (!engine_) {
       Trace("client {} {} refused: coordinator down", s.gid, coord::ApiOpName(op));
-      RetryLater(idx, op, attempt);
+      RetryLater(idx, op, attempt, branch);
       return;
     }
-    auto parsed = coord::ParseTxnRequest(op, s.body, config_.limits);
+    auto parsed = coord::ParseTxnRequest(op, RequestBody(s, op, branch), config_.limits);
     if (!parsed.ok()) {
       Violation(s.gid, "ParseTxnRequest rejected a valid body: " + parsed.status().ToString());
       ClientDone(s);
       return;
     }
     RequestId id = next_request_id_++;
-    requests_[id] = PendingRequest{idx, op, attempt, now_, incarnation_, false, false};
-    Trace("{} request {} {} {} (attempt {})", EngineName(), id, coord::ApiOpName(op), s.gid,
-          attempt);
+    requests_[id] = PendingRequest{idx, op, attempt, now_, incarnation_, false, false, branch};
+    Trace("{} request {} {} {}{} (attempt {})", EngineName(), id, coord::ApiOpName(op), s.gid,
+          branch >= 0 ? " branch " + s.branches[static_cast<size_t>(branch)].id : "", attempt);
     engine_->HandleRequest(id, std::move(parsed).value(), now_);
   }
 
-  void RetryLater(int idx, ApiOp op, int attempt) {
+  void RetryLater(int idx, ApiOp op, int attempt, int branch = -1) {
     TxnSpec& s = txns_[static_cast<size_t>(idx)];
     if (attempt >= kMaxClientAttempts) {
       Trace("client {} gives up {} after {} attempts", s.gid, coord::ApiOpName(op), attempt);
       ClientDone(s);
       return;
     }
-    Schedule(now_ + rand_.Range(30, 300), [this, idx, op, attempt] { Send(idx, op, attempt + 1); });
+    Schedule(now_ + rand_.Range(30, 300),
+             [this, idx, op, attempt, branch] { Send(idx, op, attempt + 1, branch); });
   }
 
   void OnClientReply(RequestId id, const Reply& reply) {
@@ -463,7 +683,18 @@ class CoordSim {
           OutcomeName(outcome));
     const bool temporary = outcome == CallOutcome::kError && reply.http_status >= 500;
     if (temporary) {
-      RetryLater(req.txn, req.op, req.attempt);
+      RetryLater(req.txn, req.op, req.attempt, req.branch);
+      return;
+    }
+    if (RegistersBranches(s.type)) {
+      // Register and submit may meet a transaction the prepared timeout already aborted, and a
+      // late branch must be refused; prepare and abort of a fresh transaction cannot fail.
+      if (req.attempt == 1 && (req.op == ApiOp::kPrepare || req.op == ApiOp::kAbort) &&
+          outcome != CallOutcome::kSuccess) {
+        Violation(s.gid, fmt::format("{} of a valid request was rejected with HTTP {}: {}",
+                                     coord::ApiOpName(req.op), reply.http_status, reply.body));
+      }
+      OnBranchTxnReply(req, outcome);
       return;
     }
     // A first attempt cannot conflict with anything the client did before; only a saga's
@@ -568,6 +799,15 @@ class CoordSim {
     Trace("{} ready: {} writes, {} calls, {} replies (durable in {}ms)", EngineName(),
           ready->writes.size(), ready->calls.size(), ready->replies.size(), delay);
     if (opts_.break_persist_before_send) Dispatch(*ready);
+    if (opts_.break_register_before_persist) {
+      auto& replies = ready->replies;
+      auto early = std::stable_partition(replies.begin(), replies.end(), [this](const Reply& r) {
+        auto it = requests_.find(r.request);
+        return it == requests_.end() || it->second.op != ApiOp::kRegisterBranch;
+      });
+      for (auto it = early; it != replies.end(); ++it) SendReply(*it);
+      replies.erase(early, replies.end());
+    }
     uint64_t inc = incarnation_;
     Schedule(now_ + delay, [this, inc, ready] { OnPersisted(inc, *ready); });
     if (CrashesOn() && rand_.Chance(0.015)) {
@@ -612,7 +852,7 @@ class CoordSim {
       req.lost = true;
       if (req.txn < 0) continue;
       // The client sees its connection reset and resubmits the same body.
-      RetryLater(req.txn, req.op, req.attempt);
+      RetryLater(req.txn, req.op, req.attempt, req.branch);
     }
     Schedule(now_ + rand_.Range(10, 600), [this] { Restart(); });
   }
@@ -697,6 +937,9 @@ class CoordSim {
     if (state.steps.size() != def.steps.size()) {
       Violation(def.gid, "the persisted state has a different number of steps than the def");
     }
+    if (!state.branches.empty()) {
+      Violation(def.gid, "created with registered branches");
+    }
   }
 
   void CheckTransition(const TxnRecord& rec, const coord::TxnState& next) {
@@ -710,6 +953,7 @@ class CoordSim {
       Violation(gid, "the number of step states changed");
       return;
     }
+    CheckBranchTransition(rec, next);
     for (size_t i = 0; i < next.steps.size(); ++i) {
       const auto& before = rec.state.steps[i];
       const auto& after = next.steps[i];
@@ -722,6 +966,42 @@ class CoordSim {
         Violation(gid, fmt::format("step {} compensate result changed {} -> {}", coord::BranchId(i),
                                    coord::BranchStatusName(before.compensate),
                                    coord::BranchStatusName(after.compensate)));
+      }
+    }
+  }
+
+  // Invariant 11 on the disk: durable branches are append-only, and appends only while prepared.
+  void CheckBranchTransition(const TxnRecord& rec, const coord::TxnState& next) {
+    const std::string& gid = rec.def.gid;
+    const auto& before = rec.state.branches;
+    const auto& after = next.branches;
+    if (after.size() < before.size()) {
+      Violation(gid,
+                fmt::format("durable branches shrank from {} to {}", before.size(), after.size()));
+      return;
+    }
+    for (size_t i = 0; i < before.size(); ++i) {
+      const auto& b = before[i];
+      const auto& a = after[i];
+      if (a.branch_id != b.branch_id || a.data != b.data || a.confirm != b.confirm ||
+          a.cancel != b.cancel || a.register_time != b.register_time) {
+        Violation(gid, fmt::format("durable branch {} changed", b.branch_id));
+      }
+      if (b.status != BranchStatus::kPrepared && a.status != b.status) {
+        Violation(
+            gid, fmt::format("branch {} result changed {} -> {}", b.branch_id,
+                             coord::BranchStatusName(b.status), coord::BranchStatusName(a.status)));
+      }
+    }
+    if (after.size() > before.size() && rec.state.status != GlobalStatus::kPrepared) {
+      Violation(gid, fmt::format("branch {} registered while the durable status was {}",
+                                 after[before.size()].branch_id,
+                                 coord::GlobalStatusName(rec.state.status)));
+    }
+    for (const auto& a : after) {
+      if (a.status != BranchStatus::kPrepared && next.status == GlobalStatus::kPrepared) {
+        Violation(gid,
+                  fmt::format("branch {} finished while the transaction is prepared", a.branch_id));
       }
     }
   }
@@ -780,11 +1060,19 @@ class CoordSim {
       if (req.op == ApiOp::kSubmit && rec->state.status == GlobalStatus::kPrepared) {
         Violation(s.gid, "submit answered SUCCESS while the durable status was prepared");
       }
+      if (RegistersBranches(s.type)) CheckBranchReplyDurable(s, req, *rec);
       if (req.op == ApiOp::kSubmit && s.wait_result &&
           rec->state.status != GlobalStatus::kSucceed) {
         Violation(s.gid, fmt::format("wait_result submit answered SUCCESS while the durable "
                                      "status was {}",
                                      coord::GlobalStatusName(rec->state.status)));
+      }
+    } else if (outcome == CallOutcome::kFailure && RegistersBranches(s.type) &&
+               req.op == ApiOp::kSubmit) {
+      if (rec == nullptr || (rec->state.status != GlobalStatus::kFailed &&
+                             rec->state.status != GlobalStatus::kAborting)) {
+        Violation(s.gid, fmt::format("submit answered FAILURE while the durable status was {}",
+                                     rec ? coord::GlobalStatusName(rec->state.status) : "absent"));
       }
     } else if (outcome == CallOutcome::kFailure && req.op == ApiOp::kSubmit && s.wait_result &&
                req.attempt == 1) {
@@ -792,6 +1080,29 @@ class CoordSim {
                              rec->state.status != GlobalStatus::kAborting)) {
         Violation(s.gid, "wait_result submit answered FAILURE but the saga is not durably failed");
       }
+    }
+  }
+
+  void CheckBranchReplyDurable(const TxnSpec& s, const PendingRequest& req, const TxnRecord& rec) {
+    const GlobalStatus st = rec.state.status;
+    if (req.op == ApiOp::kRegisterBranch && req.branch >= 0) {
+      const std::string& id = s.branches[static_cast<size_t>(req.branch)].id;
+      bool held = false;
+      for (const auto& b : rec.state.branches) held = held || b.branch_id == id;
+      if (!held) {
+        Violation(s.gid, fmt::format("registerBranch {} answered SUCCESS before the branch was "
+                                     "durable",
+                                     id));
+      }
+    }
+    if (req.op == ApiOp::kSubmit && st != GlobalStatus::kSubmitted &&
+        st != GlobalStatus::kSucceed) {
+      Violation(s.gid, fmt::format("submit answered SUCCESS while the durable status was {}",
+                                   coord::GlobalStatusName(st)));
+    }
+    if (req.op == ApiOp::kAbort && st != GlobalStatus::kAborting && st != GlobalStatus::kFailed) {
+      Violation(s.gid, fmt::format("abort answered SUCCESS while the durable status was {}",
+                                   coord::GlobalStatusName(st)));
     }
   }
 
@@ -914,6 +1225,7 @@ class CoordSim {
     if (s->type == TransType::kMsg && (!call.post || call.url == kQueryPreparedUrl)) {
       return CheckBack(*s, call);
     }
+    if (RegistersBranches(s->type)) return SecondPhase(*s, call, op);
     const std::string branch = Query(call, "branch_id");
     size_t step = 0;
     bool ok = branch.size() >= 2 && branch.size() <= 6;
@@ -1058,6 +1370,75 @@ class CoordSim {
     return AnswerSuccess();
   }
 
+  // A TCC confirm/cancel or XA commit/rollback, guarded by the barrier.
+  HttpAnswer SecondPhase(TxnSpec& s, const BranchCall& call, const std::string& op) {
+    const std::string& gid = s.gid;
+    const std::string id = Query(call, "branch_id");
+    BranchSpec* b = nullptr;
+    for (auto& cand : s.branches) {
+      if (cand.id == id && !cand.late) b = &cand;
+    }
+    if (b == nullptr) {
+      Violation(gid, "a second-phase call for branch '" + id + "' the client never registered");
+      return {400, "unknown branch"};
+    }
+    const bool tcc = s.type == TransType::kTcc;
+    const bool commit = op == (tcc ? "confirm" : "commit");
+    if (!commit && op != (tcc ? "cancel" : "rollback")) {
+      Violation(gid, "a branch call with an unexpected op '" + op + "'");
+      return {400, "bad op"};
+    }
+    const std::string& want_url = commit || !tcc ? b->confirm : b->cancel;
+    if (call.url != want_url) {
+      Violation(gid, fmt::format("branch {} {} went to '{}'", id, op, call.url));
+    }
+    if (call.body != b->data) {
+      Violation(gid, fmt::format("branch {} {} got a body that is not its data", id, op));
+    }
+    const TxnRecord* rec = disk_.Find(gid);
+    const GlobalStatus st = rec ? rec->state.status : GlobalStatus::kPrepared;
+    const bool status_ok =
+        rec != nullptr && (commit ? (st == GlobalStatus::kSubmitted || st == GlobalStatus::kSucceed)
+                                  : (st == GlobalStatus::kAborting || st == GlobalStatus::kFailed));
+    if (!status_ok) {
+      Violation(gid, fmt::format("branch {} {} arrived while the durable status was {}", id, op,
+                                 rec ? coord::GlobalStatusName(st) : "absent"));
+    }
+    int& ongoing = commit ? b->ongoing_confirm : b->ongoing_cancel;
+    if (ongoing < 0) ongoing = DrawOngoing();
+    if (ongoing > 0) {
+      --ongoing;
+      Trace("participant {} {}/{} ONGOING", gid, id, op);
+      return AnswerOngoing();
+    }
+    if (FaultsOn() && rand_.Chance(0.05)) {
+      Trace("participant {} {}/{} FAILURE (must be retried)", gid, id, op);
+      return AnswerFailure();
+    }
+    if (commit ? b->cancel_seen : b->confirm_seen) {
+      Violation(gid, fmt::format("branch {} got {} after {}", id, op,
+                                 commit ? "its cancel" : "its confirm"));
+    }
+    bool& seen = commit ? b->confirm_seen : b->cancel_seen;
+    if (seen && !opts_.break_no_barrier) {
+      Trace("participant {} {}/{} duplicate absorbed", gid, id, op);
+      return AnswerSuccess();
+    }
+    seen = true;
+    if (b->try_state != TryState::kApplied) {
+      if (commit) {
+        Violation(gid, fmt::format("branch {} {} although its try never applied", id, op));
+      }
+      if (!opts_.break_no_barrier) {
+        Trace("participant {} {}/{} empty (try never applied)", gid, id, op);
+        return AnswerSuccess();
+      }
+    }
+    ++(commit ? b->confirm_applied : b->cancel_applied);
+    Trace("participant {} {}/{} applied", gid, id, op);
+    return AnswerSuccess();
+  }
+
   HttpAnswer CheckBack(TxnSpec& s, const BranchCall& call) {
     if (call.url != kQueryPreparedUrl) {
       Violation(s.gid, "check-back went to '" + call.url + "', not query_prepared");
@@ -1104,6 +1485,8 @@ class CoordSim {
       const GlobalStatus status = rec ? rec->state.status : GlobalStatus::kPrepared;
       if (s.type == TransType::kSaga) {
         CheckSagaEffects(s, rec != nullptr, status);
+      } else if (RegistersBranches(s.type)) {
+        CheckBranchEffects(s, rec);
       } else {
         CheckMsgEffects(s, rec != nullptr, status);
       }
@@ -1153,6 +1536,60 @@ class CoordSim {
     }
   }
 
+  // Invariants 9 and 11 at the end of the run.
+  void CheckBranchEffects(const TxnSpec& s, const TxnRecord* rec) {
+    const GlobalStatus status = rec ? rec->state.status : GlobalStatus::kPrepared;
+    if (s.submit_acked && status != GlobalStatus::kSucceed) {
+      Violation(s.gid, fmt::format("submit was acknowledged but the transaction ended {}",
+                                   rec ? coord::GlobalStatusName(status) : "absent"));
+    }
+    if (s.abort_acked && status != GlobalStatus::kFailed) {
+      Violation(s.gid, fmt::format("abort was acknowledged but the transaction ended {}",
+                                   rec ? coord::GlobalStatusName(status) : "absent"));
+    }
+    for (const auto& b : s.branches) {
+      bool durable = false;
+      for (const auto& rb : rec ? rec->state.branches : std::vector<coord::RegisteredBranch>()) {
+        durable = durable || rb.branch_id == b.id;
+      }
+      if (b.late) {
+        if (durable) Violation(s.gid, fmt::format("late branch {} is durable", b.id));
+        continue;
+      }
+      if (b.register_acked && !durable) {
+        Violation(s.gid,
+                  fmt::format("registerBranch {} was acknowledged but the branch is lost", b.id));
+      }
+      if (b.confirm_applied > 1 || b.cancel_applied > 1) {
+        Violation(s.gid, fmt::format("branch {} confirmed {} times, cancelled {} times", b.id,
+                                     b.confirm_applied, b.cancel_applied));
+      }
+      if (b.confirm_seen && b.cancel_seen) {
+        Violation(s.gid, fmt::format("branch {} was both confirmed and cancelled", b.id));
+      }
+      if (status == GlobalStatus::kSucceed) {
+        if (durable && b.confirm_applied != 1) {
+          Violation(s.gid, fmt::format("succeeded but branch {} confirmed {} times", b.id,
+                                       b.confirm_applied));
+        }
+        if (b.cancel_seen) {
+          Violation(s.gid, fmt::format("succeeded but branch {} was cancelled", b.id));
+        }
+      } else if (status == GlobalStatus::kFailed) {
+        if (b.confirm_seen) {
+          Violation(s.gid, fmt::format("failed but branch {} was confirmed", b.id));
+        }
+        if (b.try_state == TryState::kApplied && b.cancel_applied != 1) {
+          Violation(s.gid, fmt::format("failed but branch {}'s applied try was cancelled {} times",
+                                       b.id, b.cancel_applied));
+        }
+      } else if (b.try_state == TryState::kApplied && rec == nullptr) {
+        Violation(s.gid,
+                  fmt::format("branch {} try applied but the transaction is not durable", b.id));
+      }
+    }
+  }
+
   void CheckMsgEffects(const TxnSpec& s, bool durable, GlobalStatus status) {
     const bool must_deliver = s.submit_acked || s.checkback_success;
     if (must_deliver && status != GlobalStatus::kSucceed) {
@@ -1183,6 +1620,7 @@ class CoordSim {
 
   const SimOptions opts_;
   Rand rand_;
+  Rand branch_rand_;  // the TCC/XA workload, apart so the saga/msg workload does not change
   const EngineConfig config_;
   const TimeMs fault_end_;
   SimReport report_;
@@ -1215,17 +1653,21 @@ SimReport RunCoordSim(const SimOptions& options) { return CoordSim(options).Run(
 std::string FormatStats(const SimReport& r) {
   const SimStats& s = r.stats;
   return fmt::format(
-      "seed {}: {} txns ({} saga, {} msg): {} succeed, {} failed, {} unfinished; {} crashes, {} "
-      "batches, {} branch calls, {} faults, {} client requests, {} alerts; {} events, ended at "
-      "t={}ms",
-      r.seed, s.sagas + s.msgs, s.sagas, s.msgs, s.succeeded, s.failed, s.unfinished, s.crashes,
-      s.batches, s.branch_calls, s.faults, s.client_requests, s.alerts, s.events, s.end_time_ms);
+      "seed {}: {} txns ({} saga, {} msg, {} tcc, {} xa): {} succeed, {} failed, {} unfinished; "
+      "{} crashes, {} batches, {} branch calls, {} registered branches, {} faults, {} client "
+      "requests, {} alerts; {} events, ended at t={}ms",
+      r.seed, s.sagas + s.msgs + s.tccs + s.xas, s.sagas, s.msgs, s.tccs, s.xas, s.succeeded,
+      s.failed, s.unfinished, s.crashes, s.batches, s.branch_calls, s.branches_registered, s.faults,
+      s.client_requests, s.alerts, s.events, s.end_time_ms);
 }
 
 std::string ReplayCommand(const SimOptions& o) {
   std::string cmd = fmt::format("dtxsim coord --seed {}", o.seed);
   SimOptions defaults;
   if (o.txns != defaults.txns) cmd += fmt::format(" --txns {}", o.txns);
+  if (o.branch_txns != defaults.branch_txns) {
+    cmd += fmt::format(" --branch-txns {}", o.branch_txns);
+  }
   if (!o.crashes) cmd += " --no-crashes";
   if (!o.faults) cmd += " --no-faults";
   if (o.fault_phase_ms != defaults.fault_phase_ms) {
@@ -1234,6 +1676,7 @@ std::string ReplayCommand(const SimOptions& o) {
   if (o.break_persist_before_send) cmd += " --break-persist-before-send";
   if (o.break_drop_writes) cmd += " --break-drop-writes";
   if (o.break_no_barrier) cmd += " --break-no-barrier";
+  if (o.break_register_before_persist) cmd += " --break-register-before-persist";
   return cmd + " --trace";
 }
 

@@ -16,8 +16,16 @@
 //   - clients submitting sagas (sequential and concurrent with random acyclic orders, some with
 //     wait_result, timeout_to_fail, retry_limit, retry_interval, request_timeout, branch_headers)
 //     and two-phase messages (prepare, a local transaction that commits or not, submit or a client
-//     that dies before submitting, check-back answered from the simulated local database). Bodies
-//     go through ParseTxnRequest(). A request whose reply a crash lost is resubmitted unchanged.
+//     that dies before submitting, check-back answered from the simulated local database);
+//   - clients running TCC and XA transactions with 1..4 branches: prepare, then per branch
+//     registerBranch followed by the branch's try (modelled at the simulated participant: it
+//     reserves under (gid, branch_id) unless that branch was already cancelled, the barrier's
+//     hanging rule), then submit; a failed try makes the client abort; some clients die before
+//     submitting (the engine's prepared timeout aborts them); some try to register one more
+//     branch after the decision. Participants answer confirm/cancel (commit/rollback) with the
+//     same fault menu plus business FAILURE answers, which the engine must retry.
+//   Bodies go through ParseTxnRequest(). A request whose reply a crash lost is resubmitted
+//   unchanged.
 // A fault phase (faults and crashes on) is followed by a quiet phase (no new faults, no crashes;
 // an operator calls resetNextCronTime periodically) that runs until every transaction is
 // finished and nothing is in flight, or until a virtual deadline.
@@ -35,7 +43,16 @@
 //      except for steps without a compensate URL: nothing can refuse their late actions;
 //   7. durable statuses only move forward (prepared->submitted->(succeed|aborting->failed),
 //      prepared->failed for msg); step results never change once recorded; defs never change;
-//   8. every request answered SUCCESS is durable when the reply leaves, and stays durable.
+//   8. every request answered SUCCESS is durable when the reply leaves, and stays durable;
+//   9. every tcc/xa transaction ends succeed or failed; succeed => every registered branch
+//      confirmed (committed) exactly once in effect and none cancelled; failed => every branch
+//      whose try applied is cancelled (rolled back) exactly once and none confirmed; never a mix
+//      within one transaction; submit acknowledged => succeed, abort acknowledged => failed;
+//  10. no confirm/commit arrives while the durable status is prepared or aborting, no
+//      cancel/rollback while it is prepared or submitted;
+//  11. a registerBranch answered SUCCESS is durable when the reply leaves and is never lost
+//      across crashes; durable branches are never dropped or changed, only their status moves
+//      prepared -> succeed; a branch registered after the decision is refused and never durable.
 // Plus protocol checks: calls carry gid/trans_type/branch_id/op, the step's payload and the
 // branch_headers; every request gets exactly one reply; wait_result answers match the outcome;
 // saga actions respect sequential order / orders; the run does not livelock.
@@ -53,7 +70,11 @@ namespace dtx::sim {
 
 struct SimOptions {
   uint64_t seed = 1;
-  int txns = 20;        // transactions the clients create (sagas and msgs, mixed)
+  int txns = 20;  // transactions the clients create (sagas and msgs, mixed)
+  // TCC and XA transactions, in addition to `txns`. Their workload comes from a separate random
+  // stream, so the saga/msg workload of a seed does not depend on it; with 0 a run is exactly
+  // what it was before TCC/XA existed.
+  int branch_txns = 8;
   bool crashes = true;  // coordinator crash-restarts during the fault phase
   bool faults = true;   // participant and network faults during the fault phase
   bool trace = false;   // record the human-readable timeline in SimReport::trace
@@ -67,12 +88,18 @@ struct SimOptions {
   bool break_persist_before_send = false;  // calls and replies leave before the batch is durable
   bool break_drop_writes = false;          // the disk silently drops some writes
   bool break_no_barrier = false;           // participants apply every request (no barrier)
+  bool break_register_before_persist = false;  // registerBranch answered before it is durable
 };
 
 struct SimStats {
   int sagas = 0;
   int msgs = 0;
-  int succeeded = 0;  // final status in the durable store at the end
+  int tccs = 0;
+  int xas = 0;
+  int branch_txns_succeeded = 0;  // tcc/xa among `succeeded`
+  int branch_txns_failed = 0;     // tcc/xa among `failed`
+  int branches_registered = 0;    // registerBranch requests the clients saw answered SUCCESS
+  int succeeded = 0;              // final status in the durable store at the end
   int failed = 0;
   int unfinished = 0;
   int crashes = 0;
@@ -99,7 +126,7 @@ struct SimReport {
 // `violations`.
 SimReport RunCoordSim(const SimOptions& options);
 
-// One line of run statistics, e.g. "seed 7: 20 txns (12 saga, 8 msg) 14 succeed 6 failed ...".
+// One line of run statistics, e.g. "seed 7: 28 txns (12 saga, 8 msg, 5 tcc, 3 xa) ...".
 std::string FormatStats(const SimReport& report);
 
 // The command that replays `options`' seed with a trace, e.g. "dtxsim coord --seed 7 --trace".

@@ -41,6 +41,11 @@ TEST(CoordSim, SeedsHoldAllInvariants) {
     total.failed += r.stats.failed;
     total.faults += r.stats.faults;
     total.msgs += r.stats.msgs;
+    total.tccs += r.stats.tccs;
+    total.xas += r.stats.xas;
+    total.branch_txns_succeeded += r.stats.branch_txns_succeeded;
+    total.branch_txns_failed += r.stats.branch_txns_failed;
+    total.branches_registered += r.stats.branches_registered;
     if (!r.ok()) {
       ++failed_seeds;
       failures += Describe(o, r);
@@ -54,6 +59,11 @@ TEST(CoordSim, SeedsHoldAllInvariants) {
     EXPECT_GT(total.failed, 0);
     EXPECT_GT(total.faults, 0);
     EXPECT_GT(total.msgs, 0);
+    EXPECT_GT(total.tccs, 0);
+    EXPECT_GT(total.xas, 0);
+    EXPECT_GT(total.branch_txns_succeeded, 0);
+    EXPECT_GT(total.branch_txns_failed, 0);
+    EXPECT_GT(total.branches_registered, 0);
   }
 }
 
@@ -117,6 +127,44 @@ TEST(CoordSim, QuietRunFinishesEverything) {
   }
 }
 
+// TCC/XA clients have their own random stream: adding them leaves the saga/msg workload alone,
+// and without them a run is the saga/msg-only run.
+TEST(CoordSim, BranchTxnsLeaveTheSagaMsgWorkloadAlone) {
+  for (uint64_t seed = 1; seed <= 20; ++seed) {
+    SimOptions with;
+    with.seed = seed;
+    SimOptions without = with;
+    without.branch_txns = 0;
+    SimReport a = RunCoordSim(with);
+    SimReport b = RunCoordSim(without);
+    EXPECT_EQ(a.stats.sagas, b.stats.sagas);
+    EXPECT_EQ(a.stats.msgs, b.stats.msgs);
+    EXPECT_EQ(a.stats.tccs + a.stats.xas, with.branch_txns);
+    EXPECT_EQ(b.stats.tccs + b.stats.xas, 0);
+    EXPECT_TRUE(b.ok()) << Describe(without, b);
+  }
+}
+
+TEST(CoordSim, QuietBranchTxnsSucceedAndFail) {
+  SimStats total;
+  for (uint64_t seed = 1; seed <= 30; ++seed) {
+    SimOptions o;
+    o.seed = seed;
+    o.txns = 0;
+    o.branch_txns = 12;
+    o.crashes = false;
+    o.faults = false;
+    SimReport r = RunCoordSim(o);
+    EXPECT_TRUE(r.ok()) << Describe(o, r);
+    EXPECT_EQ(r.stats.unfinished, 0);
+    total.branch_txns_succeeded += r.stats.branch_txns_succeeded;
+    total.branch_txns_failed += r.stats.branch_txns_failed;
+  }
+  // Failed tries, dying clients and slow tries make some fail even without faults.
+  EXPECT_GT(total.branch_txns_succeeded, 0);
+  EXPECT_GT(total.branch_txns_failed, 0);
+}
+
 // Runs seeds 1..max with a broken variant and returns the first report with violations.
 SimReport FirstViolation(SimOptions o, uint64_t max_seed) {
   SimReport r;
@@ -162,6 +210,34 @@ TEST(CoordSim, CatchesParticipantsWithoutBarrier) {
   EXPECT_TRUE(effect) << Describe(o, r);
 }
 
+TEST(CoordSim, CatchesRegisterBranchAnsweredBeforePersist) {
+  SimOptions o;
+  o.break_register_before_persist = true;
+  SimReport r = FirstViolation(o, 50);
+  ASSERT_FALSE(r.ok()) << "no seed in 1..50 caught registerBranch answered before persisting";
+  bool caught = false;
+  for (const auto& v : r.violations) {
+    caught = caught || v.find("before the branch was durable") != std::string::npos ||
+             v.find("the branch is lost") != std::string::npos;
+  }
+  EXPECT_TRUE(caught) << Describe(o, r);
+}
+
+// The end-of-run check alone (without the reply-time check) sees the acknowledged branch that a
+// crash inside the persist window lost.
+TEST(CoordSim, CatchesLostRegisteredBranchAtTheEnd) {
+  SimOptions o;
+  o.break_register_before_persist = true;
+  bool lost = false;
+  for (uint64_t seed = 1; seed <= 300 && !lost; ++seed) {
+    o.seed = seed;
+    SimReport r = RunCoordSim(o);
+    for (const auto& v : r.violations)
+      lost = lost || v.find("the branch is lost") != std::string::npos;
+  }
+  EXPECT_TRUE(lost) << "no seed in 1..300 lost an acknowledged branch in a crash";
+}
+
 TEST(CoordSim, ReplayCommandNamesTheSeedAndFlags) {
   SimOptions o;
   o.seed = 77;
@@ -169,6 +245,12 @@ TEST(CoordSim, ReplayCommandNamesTheSeedAndFlags) {
   o.txns = 5;
   o.crashes = false;
   EXPECT_EQ(ReplayCommand(o), "dtxsim coord --seed 77 --txns 5 --no-crashes --trace");
+  o.branch_txns = 0;
+  o.crashes = true;
+  o.break_register_before_persist = true;
+  EXPECT_EQ(ReplayCommand(o),
+            "dtxsim coord --seed 77 --txns 5 --branch-txns 0 --break-register-before-persist "
+            "--trace");
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
 // dtxsim: runs the deterministic coordinator simulation and prints its timeline and verdict.
 //
-//   dtxsim coord --seed N [--txns K] [--trace] [--no-crashes] [--no-faults]
+//   dtxsim coord --seed N [--txns K] [--branch-txns K] [--trace] [--no-crashes] [--no-faults]
 //   dtxsim coord --seeds A..B [--txns K] [--verbose]
 //
 // Exit status: 0 all invariants held, 1 some run violated an invariant, 2 bad arguments.
@@ -63,6 +63,9 @@ int main(int argc, char** argv) {
   coord->add_option("--txns", opts.txns, "transactions per run")
       ->check(CLI::Range(0, 10'000))
       ->capture_default_str();
+  coord->add_option("--branch-txns", opts.branch_txns, "TCC and XA transactions per run (extra)")
+      ->check(CLI::Range(0, 10'000))
+      ->capture_default_str();
   coord->add_option("--fault-phase-ms", opts.fault_phase_ms, "virtual ms of faults and crashes")
       ->check(CLI::Range(int64_t{10}, int64_t{3'600'000}))
       ->capture_default_str();
@@ -77,6 +80,8 @@ int main(int argc, char** argv) {
                   "deliberately broken disk: some durable writes are silently dropped");
   coord->add_flag("--break-no-barrier", opts.break_no_barrier,
                   "deliberately broken participants: no sub-transaction barrier");
+  coord->add_flag("--break-register-before-persist", opts.break_register_before_persist,
+                  "deliberately broken driver: registerBranch answered before it is durable");
 
   try {
     app.parse(argc, argv);
