@@ -621,14 +621,13 @@ nlohmann::json BranchesToDtmJson(const TxnRecord& rec) {
       b["create_time"] = FormatRfc3339Ms(rb.register_time);
       out.push_back(std::move(b));
     };
+    // DTM shows both second-phase operations of a branch; only the decided one moves.
     if (def.type == TransType::kTcc) {
       row("cancel", rb.cancel, rolling_back);
       row("confirm", rb.confirm, committing);
     } else {
-      row(committing     ? "commit"
-          : rolling_back ? "rollback"
-                         : "action",
-          rb.confirm, committing || rolling_back);
+      row("rollback", rb.confirm, rolling_back);
+      row("commit", rb.confirm, committing);
     }
   }
   for (size_t i = 0; i < def.steps.size(); ++i) {

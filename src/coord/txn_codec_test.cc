@@ -167,9 +167,12 @@ TEST(TxnCodec, TccBranchesRenderAsDtmCancelAndConfirmRows) {
   rec.def.type = TransType::kXa;
   rec.state.status = GlobalStatus::kSucceed;
   rows = BranchesToDtmJson(rec);
-  ASSERT_EQ(rows.size(), 2u);
-  EXPECT_EQ(rows[0]["op"], "commit");
-  EXPECT_EQ(rows[0]["url"], "http://h/c1");
+  ASSERT_EQ(rows.size(), 4u);
+  EXPECT_EQ(rows[0]["op"], "rollback");
+  EXPECT_EQ(rows[0]["status"], "prepared");
+  EXPECT_EQ(rows[1]["op"], "commit");
+  EXPECT_EQ(rows[1]["url"], "http://h/c1");
+  EXPECT_EQ(rows[1]["status"], "succeed");
 }
 
 void ExpectDataLoss(const Result<TxnDef>& r, const std::string& needle) {
@@ -228,7 +231,8 @@ TEST(TxnCodec, DecodeDefRejectsWrongTypesAndInconsistency) {
   ExpectDataLoss(DecodeDefWith([](json& j) { j.erase("gid"); }), "missing field 'gid'");
   ExpectDataLoss(DecodeDefWith([](json& j) { j["gid"] = ""; }), "empty gid");
   ExpectDataLoss(DecodeDefWith([](json& j) { j["gid"] = 7; }), "'gid' is not a string");
-  ExpectDataLoss(DecodeDefWith([](json& j) { j["trans_type"] = "workflow"; }), "unknown trans_type");
+  ExpectDataLoss(DecodeDefWith([](json& j) { j["trans_type"] = "workflow"; }),
+                 "unknown trans_type");
   ExpectDataLoss(DecodeDefWith([](json& j) { j["steps"] = json::object(); }),
                  "'steps' is not an array");
   ExpectDataLoss(DecodeDefWith([](json& j) { j["steps"][0] = "x"; }), "step is not an object");

@@ -178,7 +178,8 @@ TEST_F(DtxdTccTest, XaCommitsOnSubmitAndRollsBackOnAbort) {
     EXPECT_EQ(c["trans_type"], "xa");
     EXPECT_EQ(c["body"], "x1-" + std::string(c["branch_id"] == "b1" ? "d1" : "d2"));
   }
-  EXPECT_EQ(Rows("x1"), (StringSet{"b1.commit:succeed", "b2.commit:succeed"}));
+  EXPECT_EQ(Rows("x1"), (StringSet{"b1.rollback:prepared", "b1.commit:succeed",
+                                   "b2.rollback:prepared", "b2.commit:succeed"}));
 
   ASSERT_EQ(Prepare("x2", "xa").status, 200);
   ASSERT_EQ(Register(XaBranch("x2", "b1", "x2-d1", "/ok")).status, 200);
@@ -189,7 +190,8 @@ TEST_F(DtxdTccTest, XaCommitsOnSubmitAndRollsBackOnAbort) {
   EXPECT_EQ(calls.size(), 2u) << json(calls).dump();
   EXPECT_EQ(Succeeded(calls), (StringSet{"b1.rollback", "b2.rollback"})) << json(calls).dump();
   EXPECT_EQ(CountOp(calls, "commit"), 0u);
-  EXPECT_EQ(Rows("x2"), (StringSet{"b1.rollback:succeed", "b2.rollback:succeed"}));
+  EXPECT_EQ(Rows("x2"), (StringSet{"b1.rollback:succeed", "b1.commit:prepared",
+                                   "b2.rollback:succeed", "b2.commit:prepared"}));
 }
 
 TEST_F(DtxdTccTest, ConfirmAndCancelAreRetriedUntilTheySucceed) {
