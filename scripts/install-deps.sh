@@ -7,6 +7,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git curl ca-certificates
   libboost-dev libboost-system-dev
   librocksdb-dev
+  libsqlite3-dev
   nlohmann-json3-dev
   libspdlog-dev libfmt-dev
   libcli11-dev
