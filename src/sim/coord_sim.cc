@@ -399,6 +399,8 @@ class CoordSim {
     nlohmann::json body = {{"gid", s.gid}, {"trans_type", tcc ? "tcc" : "xa"}};
     if (r.Chance(0.1)) body["timeout_to_fail"] = r.Range(1, 3);
     if (r.Chance(0.1)) body["request_timeout"] = 1;
+    if (r.Chance(0.1)) body["retry_limit"] = r.Range(2, 5);
+    if (r.Chance(0.08)) body["retry_interval"] = 1;
     if (r.Chance(0.15)) {
       s.headers["x-sim-tenant"] = fmt::format("tenant-{}", r.Range(1, 9));
       body["branch_headers"] = s.headers;
@@ -1042,6 +1044,15 @@ class CoordSim {
       return;
     }
     CheckReplyDurable(req, reply);
+    // Drawn from the TCC/XA stream, so saga/msg runs stay as they were.
+    TxnSpec& s = txns_[static_cast<size_t>(req.txn)];
+    if (RegistersBranches(s.type) && FaultsOn() && branch_rand_.Chance(0.08)) {
+      ++report_.stats.faults;
+      Trace("network loses the reply to request {} ({} {})", reply.request,
+            coord::ApiOpName(req.op), s.gid);
+      RetryLater(req.txn, req.op, req.attempt, req.branch);
+      return;
+    }
     RequestId id = reply.request;
     Schedule(now_ + rand_.Range(0, 5), [this, id, reply] { OnClientReply(id, reply); });
   }

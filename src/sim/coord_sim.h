@@ -24,8 +24,8 @@
 //     submitting (the engine's prepared timeout aborts them); some try to register one more
 //     branch after the decision. Participants answer confirm/cancel (commit/rollback) with the
 //     same fault menu plus business FAILURE answers, which the engine must retry.
-//   Bodies go through ParseTxnRequest(). A request whose reply a crash lost is resubmitted
-//   unchanged.
+//   Bodies go through ParseTxnRequest(). A request whose reply a crash lost (or, for TCC/XA,
+//   the network lost) is resubmitted unchanged.
 // A fault phase (faults and crashes on) is followed by a quiet phase (no new faults, no crashes;
 // an operator calls resetNextCronTime periodically) that runs until every transaction is
 // finished and nothing is in flight, or until a virtual deadline.
