@@ -101,6 +101,7 @@ struct BarrierRow {
 
 // One open local database transaction.
 // Created by BarrierStore::Begin. Destroying it while still open rolls it back.
+// REQUIRES: it does not outlive the store that began it.
 // Thread-safety: not thread-safe; use from one thread at a time.
 class LocalTx {
  public:
