@@ -8,6 +8,7 @@ packages=(
   libboost-dev libboost-system-dev
   librocksdb-dev
   libsqlite3-dev
+  postgresql libpq-dev
   nlohmann-json3-dev
   libspdlog-dev libfmt-dev
   libcli11-dev

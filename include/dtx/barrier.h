@@ -242,3 +242,55 @@ class SqliteBarrierStore : public BarrierStore {
 };
 
 }  // namespace dtx::sdk
+
+// PostgreSQL backend (libpq, synchronous).
+struct pg_conn;  // libpq's PGconn.
+
+namespace dtx::sdk {
+
+// A BarrierStore over one PostgreSQL connection. Local transactions run at READ COMMITTED
+// (whatever the server default), which the barrier needs: an INSERT ... ON CONFLICT DO NOTHING
+// that meets a concurrent uncommitted row waits for it, and the following SELECT sees it.
+// SQL uses $1, $2, ... placeholders; values are sent as text and typed by the server. Errors:
+// connection failures kUnavailable (Begin reconnects a broken connection once), serialization
+// failures and deadlocks kAborted, integrity-constraint violations kAborted (as SQLite), syntax
+// errors, unknown names, bad values and placeholder/value count mismatches kInvalidArgument,
+// anything else kInternal; the message carries the server's message and SQLSTATE. A COMMIT that
+// the server turns into a rollback (the transaction had failed) is kAborted.
+// Thread-safety: one thread at a time per object; open one object per thread for concurrency.
+class PostgresBarrierStore : public BarrierStore {
+ public:
+  // Connects with the libpq connection string `conninfo` (key=value or URI; put
+  // connect_timeout in it to bound the connect) and ensures the barrier schema in the first
+  // schema of the connection's search_path. Errors: kUnavailable if the server cannot be
+  // reached or refuses the connection, other mapped errors from EnsureSchema.
+  static Result<std::unique_ptr<PostgresBarrierStore>> Open(const std::string& conninfo);
+
+  // Uses an existing connection that the caller keeps open (and does not use concurrently) for
+  // this object's lifetime; does not create the schema (call EnsureSchema).
+  // REQUIRES: conn != nullptr and not inside a transaction.
+  static std::unique_ptr<PostgresBarrierStore> Borrow(pg_conn* conn);
+
+  ~PostgresBarrierStore() override;
+  PostgresBarrierStore(const PostgresBarrierStore&) = delete;
+  PostgresBarrierStore& operator=(const PostgresBarrierStore&) = delete;
+
+  // Serialised across connections by an advisory lock, so concurrent first starts do not race.
+  Status EnsureSchema() override;
+  // BEGIN ISOLATION LEVEL READ COMMITTED. kUnavailable if the connection is down and a reconnect
+  // fails.
+  Result<std::unique_ptr<LocalTx>> Begin() override;
+  // The cutoff is now() - interval on the server.
+  Result<size_t> PurgeOlderThan(int64_t older_than_seconds) override;
+
+  // The underlying connection (for business code that needs the raw API).
+  pg_conn* handle() const { return conn_; }
+
+ private:
+  PostgresBarrierStore(pg_conn* conn, bool owned) : conn_(conn), owned_(owned) {}
+
+  pg_conn* conn_;
+  bool owned_;
+};
+
+}  // namespace dtx::sdk

@@ -1,0 +1,330 @@
+// The barrier on a real PostgreSQL server. DTX_PG_DSN names it (scripts/test.sh starts a private
+// one with scripts/pg-test-server.sh); each test works in a fresh schema that it drops afterwards.
+#include <gtest/gtest.h>
+#include <libpq-fe.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <latch>
+#include <random>
+#include <thread>
+
+#include "dtx/barrier.h"
+
+namespace dtx::sdk {
+namespace {
+
+// The connection string that puts the session in `schema` (either libpq form).
+std::string InSchema(const std::string& dsn, const std::string& schema) {
+  if (dsn.find("://") != std::string::npos) {
+    return dsn + (dsn.find('?') == std::string::npos ? "?" : "&") +
+           "connect_timeout=10&options=-csearch_path%3D" + schema;
+  }
+  return dsn + " connect_timeout=10 options='-csearch_path=" + schema + "'";
+}
+
+class PostgresBarrierTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const char* env = std::getenv("DTX_PG_DSN");
+    if (env == nullptr || *env == '\0') {
+      FAIL() << "DTX_PG_DSN is not set. Run the tests through scripts/test.sh BUILD_DIR (it starts "
+                "a private server), or start one with `scripts/pg-test-server.sh start DIR` and "
+                "export DTX_PG_DSN=<the DSN it prints>; DTX_PG_DSN=skip skips these tests.";
+    }
+    dsn_ = env;
+    if (dsn_ == "skip") GTEST_SKIP() << "DTX_PG_DSN=skip";
+    admin_ = PQconnectdb(dsn_.c_str());
+    ASSERT_EQ(PQstatus(admin_), CONNECTION_OK) << PQerrorMessage(admin_);
+    PQsetNoticeProcessor(
+        admin_, [](void*, const char*) {}, nullptr);
+    std::random_device rd;
+    schema_ = "dtx_t_" + std::to_string(getpid()) + "_" + std::to_string(rd() % 1000000);
+    AdminExec("CREATE SCHEMA " + schema_);
+    conninfo_ = InSchema(dsn_, schema_);
+    store_ = OpenStore();
+    ASSERT_NE(store_, nullptr);
+    auto tx = store_->Begin();
+    ASSERT_TRUE(tx.ok()) << tx.status().ToString();
+    ASSERT_TRUE((*tx)
+                    ->Exec("CREATE TABLE accounts(id bigint PRIMARY KEY, balance bigint "
+                           "NOT NULL CHECK (balance >= 0))")
+                    .ok());
+    ASSERT_TRUE((*tx)->Exec("INSERT INTO accounts VALUES (1, 100), (2, 100)").ok());
+    ASSERT_TRUE((*tx)->Commit().ok());
+  }
+
+  void TearDown() override {
+    store_.reset();
+    if (admin_ != nullptr) {
+      if (!schema_.empty()) AdminExec("DROP SCHEMA " + schema_ + " CASCADE");
+      PQfinish(admin_);
+    }
+  }
+
+  void AdminExec(const std::string& sql) {
+    PGresult* r = PQexec(admin_, sql.c_str());
+    EXPECT_EQ(PQresultStatus(r), PGRES_COMMAND_OK) << sql << ": " << PQerrorMessage(admin_);
+    PQclear(r);
+  }
+
+  std::unique_ptr<PostgresBarrierStore> OpenStore() {
+    auto store = PostgresBarrierStore::Open(conninfo_);
+    EXPECT_TRUE(store.ok()) << store.status().ToString();
+    return store.ok() ? std::move(*store) : nullptr;
+  }
+
+  int64_t Scalar(const std::string& sql, const std::vector<SqlValue>& params) {
+    auto tx = store_->Begin();
+    EXPECT_TRUE(tx.ok()) << tx.status().ToString();
+    if (!tx.ok()) return -1;
+    auto rows = (*tx)->Query(sql, params);
+    EXPECT_TRUE(rows.ok() && rows->size() == 1) << rows.status().ToString();
+    if (!rows.ok() || rows->size() != 1) return -1;
+    EXPECT_TRUE((*tx)->Commit().ok());
+    return std::get<int64_t>((*rows)[0][0]);
+  }
+  int64_t Balance(int64_t id) { return Scalar("SELECT balance FROM accounts WHERE id = $1", {id}); }
+  int64_t BarrierRows(const std::string& gid) {
+    return Scalar("SELECT count(*) FROM dtx_barrier WHERE gid = $1", {gid});
+  }
+
+  static BusinessFn Add(int64_t id, int64_t delta, int* runs) {
+    return [id, delta, runs](LocalTx& tx) -> Status {
+      ++*runs;
+      auto changed =
+          tx.Exec("UPDATE accounts SET balance = balance + $1 WHERE id = $2", {delta, id});
+      if (!changed.ok()) return changed.status();
+      if (*changed != 1) return NotFound("no account " + std::to_string(id));
+      return Status::Ok();
+    };
+  }
+
+  static BranchCallInfo Info(std::string trans_type, std::string gid, std::string op) {
+    return BranchCallInfo{std::move(trans_type), std::move(gid), "01", std::move(op)};
+  }
+
+  std::string dsn_;
+  std::string schema_;
+  std::string conninfo_;
+  PGconn* admin_ = nullptr;
+  std::unique_ptr<PostgresBarrierStore> store_;
+};
+
+TEST_F(PostgresBarrierTest, NormalActionThenCompensateBothRun) {
+  int action_runs = 0, comp_runs = 0;
+  ASSERT_TRUE(Barrier(Info("saga", "g1", "action")).Call(*store_, Add(1, -30, &action_runs)).ok());
+  EXPECT_EQ(Balance(1), 70);
+  Status s = Barrier(Info("saga", "g1", "compensate")).Call(*store_, Add(1, 30, &comp_runs));
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(action_runs, 1);
+  EXPECT_EQ(comp_runs, 1);
+  EXPECT_EQ(Balance(1), 100);
+}
+
+TEST_F(PostgresBarrierTest, DuplicateActionAndCompensateRunOnce) {
+  int action_runs = 0, comp_runs = 0;
+  for (int i = 0; i < 2; ++i) {
+    Status s = Barrier(Info("saga", "g2", "action")).Call(*store_, Add(1, -30, &action_runs));
+    ASSERT_TRUE(s.ok()) << s.ToString();
+  }
+  for (int i = 0; i < 2; ++i) {
+    Status s = Barrier(Info("saga", "g2", "compensate")).Call(*store_, Add(1, 30, &comp_runs));
+    ASSERT_TRUE(s.ok()) << s.ToString();
+  }
+  EXPECT_EQ(action_runs, 1);
+  EXPECT_EQ(comp_runs, 1);
+  EXPECT_EQ(Balance(1), 100);
+}
+
+TEST_F(PostgresBarrierTest, EmptyCompensationThenHangingTryIsRefused) {
+  int cancel_runs = 0, try_runs = 0;
+  Status s = Barrier(Info("tcc", "g4", "cancel")).Call(*store_, Add(1, 30, &cancel_runs));
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(cancel_runs, 0);
+  EXPECT_EQ(BarrierRows("g4"), 2);
+  s = Barrier(Info("tcc", "g4", "try")).Call(*store_, Add(1, -30, &try_runs));
+  EXPECT_EQ(s.code(), StatusCode::kAborted);
+  EXPECT_NE(s.message().find("hanging"), std::string::npos) << s.ToString();
+  EXPECT_EQ(try_runs, 0);
+  s = Barrier(Info("tcc", "g4", "cancel")).Call(*store_, Add(1, 30, &cancel_runs));
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(cancel_runs, 0);
+  EXPECT_EQ(Balance(1), 100);
+}
+
+TEST_F(PostgresBarrierTest, BusinessErrorRollsBackBarrierRowAndRetryRuns) {
+  int runs = 0;
+  BusinessFn failing = [&](LocalTx& tx) -> Status {
+    DTX_RETURN_IF_ERROR(Add(1, -40, &runs)(tx));
+    return Aborted("risk check refused");
+  };
+  EXPECT_EQ(Barrier(Info("saga", "g6", "action")).Call(*store_, failing),
+            Aborted("risk check refused"));
+  EXPECT_EQ(Balance(1), 100);
+  EXPECT_EQ(BarrierRows("g6"), 0);
+  Status s = Barrier(Info("saga", "g6", "action")).Call(*store_, Add(1, -40, &runs));
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(runs, 2);
+  EXPECT_EQ(Balance(1), 60);
+}
+
+TEST_F(PostgresBarrierTest, ConstraintFailureInBusinessRollsBack) {
+  int runs = 0;
+  Status s = Barrier(Info("saga", "g7", "action")).Call(*store_, Add(1, -500, &runs));
+  EXPECT_EQ(s.code(), StatusCode::kAborted) << s.ToString();
+  EXPECT_NE(s.message().find("23514"), std::string::npos) << s.ToString();
+  EXPECT_EQ(BarrierRows("g7"), 0);
+  EXPECT_EQ(Balance(1), 100);
+}
+
+TEST_F(PostgresBarrierTest, MsgCommittedBeforeQueryPreparedIsSuccess) {
+  int runs = 0;
+  ASSERT_TRUE(CallMsgLocal(*store_, "m1", Add(1, -25, &runs)).ok());
+  EXPECT_TRUE(QueryPrepared(*store_, "m1").ok());
+  EXPECT_EQ(CallMsgLocal(*store_, "m1", Add(1, -25, &runs)).code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(runs, 1);
+  EXPECT_EQ(Balance(1), 75);
+}
+
+TEST_F(PostgresBarrierTest, MsgQueryPreparedBeforeCommitIsFailureAndLateCommitRefused) {
+  int runs = 0;
+  EXPECT_EQ(QueryPrepared(*store_, "m2").code(), StatusCode::kAborted);
+  EXPECT_EQ(QueryPrepared(*store_, "m2").code(), StatusCode::kAborted);
+  Status s = CallMsgLocal(*store_, "m2", Add(1, -25, &runs));
+  EXPECT_EQ(s.code(), StatusCode::kAborted) << s.ToString();
+  EXPECT_EQ(runs, 0);
+  EXPECT_EQ(Balance(1), 100);
+}
+
+TEST_F(PostgresBarrierTest, PurgeRemovesOnlyOldRowsByDatabaseClock) {
+  int runs = 0;
+  ASSERT_TRUE(Barrier(Info("saga", "old", "action")).Call(*store_, Add(1, -1, &runs)).ok());
+  ASSERT_TRUE(Barrier(Info("saga", "new", "action")).Call(*store_, Add(1, -1, &runs)).ok());
+  {
+    auto tx = store_->Begin();
+    ASSERT_TRUE(tx.ok());
+    auto changed = (*tx)->Exec(
+        "UPDATE dtx_barrier SET create_time = now() - interval '2 hours' WHERE gid = $1",
+        {std::string("old")});
+    ASSERT_TRUE(changed.ok()) << changed.status().ToString();
+    ASSERT_EQ(*changed, 1);
+    ASSERT_TRUE((*tx)->Commit().ok());
+  }
+  auto purged = PurgeBarriers(*store_, 3600);
+  ASSERT_TRUE(purged.ok()) << purged.status().ToString();
+  EXPECT_EQ(*purged, 1u);
+  EXPECT_EQ(BarrierRows("old"), 0);
+  EXPECT_EQ(BarrierRows("new"), 1);
+  EXPECT_EQ(PurgeBarriers(*store_, -1).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(PostgresBarrierTest, SqlErrorsAreValuesAndValuesRoundTrip) {
+  auto tx = store_->Begin();
+  ASSERT_TRUE(tx.ok());
+  auto rows = (*tx)->Query("SELECT $1::bigint, $2::float8, $3::text, $4::text, true",
+                           {int64_t{-7}, 2.5, std::string("x'y"), nullptr});
+  ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+  ASSERT_EQ(rows->size(), 1u);
+  EXPECT_EQ((*rows)[0], (SqlRow{int64_t{-7}, 2.5, std::string("x'y"), nullptr, int64_t{1}}));
+  ASSERT_TRUE((*tx)->Commit().ok());
+  // Each error aborts its server transaction, so each is checked in a fresh one.
+  auto first_error = [&](std::string_view sql, const std::vector<SqlValue>& params) {
+    auto t = store_->Begin();
+    EXPECT_TRUE(t.ok());
+    if (!t.ok()) return t.status();
+    return (*t)->Exec(sql, params).status();
+  };
+  EXPECT_EQ(first_error("SELECT $1", {}).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(first_error("SELECT 1; SELECT 2", {}).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(first_error("SELECT $1::text", {std::string("a\0b", 3)}).code(),
+            StatusCode::kInvalidArgument);
+  tx = store_->Begin();
+  ASSERT_TRUE(tx.ok());
+  auto bad = (*tx)->Exec("UPDATE no_such_table SET x = 1");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("no_such_table"), std::string::npos)
+      << bad.status().ToString();
+  // The transaction failed: the server turns COMMIT into a rollback, which must not look like OK.
+  EXPECT_EQ((*tx)->Commit().code(), StatusCode::kAborted);
+  EXPECT_EQ((*tx)->Exec("SELECT 1").status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Balance(1), 100);  // The connection is usable again.
+}
+
+TEST_F(PostgresBarrierTest, UnreachableServerIsUnavailable) {
+  auto store = PostgresBarrierStore::Open("host=127.0.0.1 port=1 dbname=x connect_timeout=5");
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kUnavailable) << store.status().ToString();
+}
+
+// A try holds its row lock while a cancel of the same branch arrives on another connection: the
+// cancel must wait, see the committed try and run the real compensation (not an empty one).
+TEST_F(PostgresBarrierTest, CancelRacingAnOpenTryWaitsAndCompensates) {
+  auto other = OpenStore();
+  ASSERT_NE(other, nullptr);
+  int try_runs = 0, cancel_runs = 0;
+  Status cancel_status;
+  std::latch try_inside(1);
+  std::thread canceller([&] {
+    try_inside.wait();
+    cancel_status = Barrier(Info("tcc", "race", "cancel")).Call(*other, Add(1, 30, &cancel_runs));
+  });
+  BusinessFn try_business = [&](LocalTx& tx) -> Status {
+    DTX_RETURN_IF_ERROR(Add(1, -30, &try_runs)(tx));
+    try_inside.count_down();
+    // Bounded wait until the cancel's backend is blocked on our row lock.
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (std::chrono::steady_clock::now() < deadline) {
+      PGresult* r = PQexec(admin_,
+                           "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                           "AND datname = current_database()");
+      bool blocked =
+          PQresultStatus(r) == PGRES_TUPLES_OK && std::string(PQgetvalue(r, 0, 0)) != "0";
+      PQclear(r);
+      if (blocked) return Status::Ok();
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return DeadlineExceeded("the cancel never blocked on the try's row");
+  };
+  Status try_status = Barrier(Info("tcc", "race", "try")).Call(*store_, try_business);
+  canceller.join();
+  ASSERT_TRUE(try_status.ok()) << try_status.ToString();
+  ASSERT_TRUE(cancel_status.ok()) << cancel_status.ToString();
+  EXPECT_EQ(try_runs, 1);
+  EXPECT_EQ(cancel_runs, 1);
+  EXPECT_EQ(Balance(1), 100);
+}
+
+// Free races of try and cancel on two connections: whoever wins, the account ends where it started
+// and the cancel's business ran exactly when the try's did.
+TEST_F(PostgresBarrierTest, TryAndCancelRacesEndConsistent) {
+  auto other = OpenStore();
+  ASSERT_NE(other, nullptr);
+  constexpr int kRounds = 30;
+  int try_runs = 0, cancel_runs = 0, refused = 0;
+  for (int i = 0; i < kRounds; ++i) {
+    const std::string gid = "r" + std::to_string(i);
+    std::latch go(2);
+    Status try_status, cancel_status;
+    std::thread t([&] {
+      go.arrive_and_wait();
+      try_status = Barrier(Info("tcc", gid, "try")).Call(*store_, Add(1, -10, &try_runs));
+    });
+    go.arrive_and_wait();
+    cancel_status = Barrier(Info("tcc", gid, "cancel")).Call(*other, Add(1, 10, &cancel_runs));
+    t.join();
+    ASSERT_TRUE(cancel_status.ok()) << cancel_status.ToString();
+    if (!try_status.ok()) {
+      ASSERT_EQ(try_status.code(), StatusCode::kAborted) << try_status.ToString();
+      ++refused;
+    }
+    ASSERT_EQ(try_runs, cancel_runs) << "round " << i;
+    ASSERT_EQ(try_runs + refused, i + 1);
+  }
+  EXPECT_EQ(Balance(1), 100);
+}
+
+}  // namespace
+}  // namespace dtx::sdk
