@@ -62,13 +62,9 @@ class MemStore final : public TxnStore {
   }
 
   Result<ScanPage> Scan(const std::string& position, size_t limit, const ScanFilter& f) override {
-    if (limit == 0) return InvalidArgument("scan limit must be positive");
-    uint64_t below = std::numeric_limits<uint64_t>::max();
-    if (!position.empty()) {
-      auto p = ParseScanPosition(position);
-      if (!p.ok()) return p.status();
-      below = *p;
-    }
+    auto bound = ScanUpperBound(position, limit);
+    if (!bound.ok()) return bound.status();
+    const uint64_t below = *bound;
     std::lock_guard lock(mu_);
     ScanPage page;
     size_t examined = 0;

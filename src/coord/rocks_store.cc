@@ -241,13 +241,9 @@ class RocksStore final : public TxnStore {
   }
 
   Result<ScanPage> Scan(const std::string& position, size_t limit, const ScanFilter& f) override {
-    if (limit == 0) return InvalidArgument("scan limit must be positive");
-    uint64_t below = std::numeric_limits<uint64_t>::max();
-    if (!position.empty()) {
-      auto p = ParseScanPosition(position);
-      if (!p.ok()) return p.status();
-      below = *p;
-    }
+    auto bound = ScanUpperBound(position, limit);
+    if (!bound.ok()) return bound.status();
+    const uint64_t below = *bound;
     rocksdb::ManagedSnapshot snap(db_.get());
     const std::string lo(kCreated), hi = Key64(kCreated, below);
     rocksdb::Slice lo_s(lo), hi_s(hi);

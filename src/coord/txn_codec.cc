@@ -692,6 +692,12 @@ std::string Base64Encode(std::string_view bytes) {
 
 std::string FormatScanPosition(uint64_t seq) { return std::to_string(seq); }
 
+Result<uint64_t> ScanUpperBound(std::string_view position, size_t limit) {
+  if (limit == 0) return InvalidArgument("scan limit must be positive");
+  if (position.empty()) return std::numeric_limits<uint64_t>::max();
+  return ParseScanPosition(position);
+}
+
 Result<uint64_t> ParseScanPosition(std::string_view position) {
   if (position.empty() || position.size() > 20) {
     return InvalidArgument("malformed position '" + SanitizeUtf8(position.substr(0, 40)) + "'");

@@ -55,5 +55,8 @@ std::string Base64Encode(std::string_view bytes);
 // but 1..20 ASCII digits fitting in uint64_t, with kInvalidArgument.
 std::string FormatScanPosition(uint64_t seq);
 Result<uint64_t> ParseScanPosition(std::string_view position);
+// Validates a Scan() request: limit > 0 and a well-formed position. Returns the exclusive upper
+// bound of creation sequence numbers to list ("" = from the newest).
+Result<uint64_t> ScanUpperBound(std::string_view position, size_t limit);
 
 }  // namespace dtx::coord
