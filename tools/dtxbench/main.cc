@@ -364,6 +364,19 @@ LoadSpec Spec(const Options& o) {
   return spec;
 }
 
+// Submits one saga of `bodies` per ticket to `submit_url`; both must outlive the load run.
+LoadSpec SubmitSpec(const Options& o, const std::string& submit_url, const SagaBodies& bodies) {
+  LoadSpec spec = Spec(o);
+  spec.make = [&submit_url, &bodies](uint64_t ticket) {
+    runtime::HttpCallSpec s;
+    s.url = submit_url;
+    s.body = bodies.Body(ticket);
+    s.timeout_ms = 30'000;
+    return s;
+  };
+  return spec;
+}
+
 std::chrono::steady_clock::time_point After(double seconds) {
   return Steady::now() + std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
 }
@@ -406,14 +419,7 @@ int RunSaga(const Options& o, Dtxd& dtxd, NoopParticipant& participant) {
   PrintLine("raw participant HTTP", raw_result);
 
   SagaBodies bodies(participant.Url("/ok"), /*wait_result=*/true);
-  LoadSpec saga = Spec(o);
-  saga.make = [&](uint64_t ticket) {
-    runtime::HttpCallSpec s;
-    s.url = submit_url;
-    s.body = bodies.Body(ticket);
-    s.timeout_ms = 30'000;
-    return s;
-  };
+  LoadSpec saga = SubmitSpec(o, submit_url, bodies);
   if (o.warmup_seconds > 0) {
     saga.deadline = After(o.warmup_seconds);
     LoadResult warm = RunLoad(saga);
@@ -422,13 +428,7 @@ int RunSaga(const Options& o, Dtxd& dtxd, NoopParticipant& participant) {
   }
   // Tickets restart at 0 in every run; a new run id keeps the gids distinct from the warm-up's.
   SagaBodies measured(participant.Url("/ok"), true);
-  saga.make = [&](uint64_t ticket) {
-    runtime::HttpCallSpec s;
-    s.url = submit_url;
-    s.body = measured.Body(ticket);
-    s.timeout_ms = 30'000;
-    return s;
-  };
+  saga.make = SubmitSpec(o, submit_url, measured).make;
   const double dtxd_cpu0 = CpuSeconds(dtxd.pid());
   const double self_cpu0 = SelfCpuSeconds();
   saga.deadline = After(o.seconds);
@@ -465,15 +465,8 @@ int RunHold(const Options& o, Dtxd& dtxd, NoopParticipant& participant) {
   std::printf("%-28s RSS %s\n", "dtxd before", Mb(before.rss_kb).c_str());
   const std::string submit_url = dtxd.Url("/api/dtmsvr/submit");
   SagaBodies bodies(participant.Url("/ongoing"), /*wait_result=*/false);
-  LoadSpec spec = Spec(o);
+  LoadSpec spec = SubmitSpec(o, submit_url, bodies);
   spec.count = count;
-  spec.make = [&](uint64_t ticket) {
-    runtime::HttpCallSpec s;
-    s.url = submit_url;
-    s.body = bodies.Body(ticket);
-    s.timeout_ms = 30'000;
-    return s;
-  };
   LoadResult r = RunLoad(spec);
   PrintLine("submits (branches ONGOING)", r);
 
@@ -509,15 +502,8 @@ int RunFinished(const Options& o, Dtxd& dtxd, NoopParticipant& participant) {
   const uint64_t count = o.count > 0 ? o.count : 1'000'000;
   const std::string submit_url = dtxd.Url("/api/dtmsvr/submit");
   SagaBodies bodies(participant.Url("/ok"), /*wait_result=*/true);
-  LoadSpec spec = Spec(o);
+  LoadSpec spec = SubmitSpec(o, submit_url, bodies);
   spec.count = count;
-  spec.make = [&](uint64_t ticket) {
-    runtime::HttpCallSpec s;
-    s.url = submit_url;
-    s.body = bodies.Body(ticket);
-    s.timeout_ms = 30'000;
-    return s;
-  };
   std::atomic<uint64_t> completed{0};
   spec.on_complete = [&](uint64_t done) { completed.store(done, std::memory_order_relaxed); };
 
