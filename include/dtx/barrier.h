@@ -34,7 +34,7 @@
 #include <variant>
 #include <vector>
 
-#include "base/status.h"
+#include "dtx/status.h"
 
 struct sqlite3;
 
@@ -294,3 +294,4 @@ class PostgresBarrierStore : public BarrierStore {
 };
 
 }  // namespace dtx::sdk
+

@@ -26,7 +26,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "base/status.h"
+#include "dtx/status.h"
 
 namespace dtx::sdk {
 
