@@ -191,10 +191,29 @@ class Tcc {
   int next_branch_ = 1;
 };
 
-// A minimal XA transaction: the application prepares its local XA branches itself.
+// An XA global transaction. Two styles:
+//  - DTM's (recommended): Xa::Run prepares the global transaction, runs `body`, which calls each
+//    participant with CallBranch; the participant runs its local branch, prepares it (see
+//    sdk::XaResource in xa.h) and registers it with dtxd itself, giving its own commit/rollback
+//    URL. Run then submits (dtxd commits every registered branch) or aborts (rolls them back).
+//      Status s = Xa::Run(client, gid, [&](Xa& xa) -> Status {
+//        return xa.CallBranch(payload, "http://svc-a/xa/debit").status();
+//      });
+//  - Manual: Prepare, RegisterBranch for branches the application prepared itself, Submit/Abort.
 class Xa {
  public:
   Xa(DtxClient& client, std::string gid);
+
+  // Prepare, `body`, then Submit if it returned OK, else Abort and return the body's status (an
+  // abort failure is appended to its message; dtxd's timeout aborts the transaction anyway).
+  static Status Run(DtxClient& client, const std::string& gid,
+                    const std::function<Status(Xa&)>& body);
+
+  // Calls the next branch ("01", "02", ...): POSTs `payload` to
+  // url?gid=..&trans_type=xa&branch_id=..&op=action. The participant prepares its local branch
+  // and registers it with dtxd before answering. Returns the response body; FAILURE/409 is
+  // kAborted, other errors as in the file comment.
+  Result<std::string> CallBranch(const std::string& payload, const std::string& url);
 
   Status Prepare();
   // Registers the next branch ("01", "02", ...): dtxd calls `url` with op=commit or

@@ -380,6 +380,30 @@ Xa::Xa(DtxClient& client, std::string gid) : client_(client), gid_(std::move(gid
   error_ = ValidateGid(gid_);
 }
 
+Status Xa::Run(DtxClient& client, const std::string& gid, const std::function<Status(Xa&)>& body) {
+  Xa xa(client, gid);
+  DTX_RETURN_IF_ERROR(xa.Prepare());
+  Status s = body(xa);
+  if (s.ok()) return xa.Submit();
+  Status aborted = xa.Abort();
+  if (!aborted.ok()) return Status(s.code(), s.message() + " (abort: " + aborted.ToString() + ")");
+  return s;
+}
+
+Result<std::string> Xa::CallBranch(const std::string& payload, const std::string& url) {
+  DTX_RETURN_IF_ERROR(error_);
+  DTX_RETURN_IF_ERROR(ValidateUrl(url, "xa branch URL"));
+  const std::string branch_id = BranchId(next_branch_++);
+  std::string target = url;
+  target += url.find('?') == std::string::npos ? '?' : '&';
+  target +=
+      "gid=" + runtime::UrlEncode(gid_) + "&trans_type=xa&branch_id=" + branch_id + "&op=action";
+  auto reply = client_.Http("POST", target, payload);
+  if (!reply.ok()) return reply.status();
+  DTX_RETURN_IF_ERROR(StatusFromHttp(reply->http_status, reply->body, "xa branch " + branch_id));
+  return std::move(reply->body);
+}
+
 Status Xa::Prepare() {
   DTX_RETURN_IF_ERROR(error_);
   return client_.CallApi("prepare", json{{"gid", gid_}, {"trans_type", "xa"}});

@@ -408,6 +408,49 @@ TEST_F(ClientFakeTest, XaBodies) {
   EXPECT_EQ(fake_.Routes()[4], "POST /api/dtmsvr/abort");
 }
 
+TEST_F(ClientFakeTest, XaRunCallsBranchesThenSubmitsOrAborts) {
+  // The fake is also the participant: branch 02 of gid x3 refuses.
+  fake_.Answer([](const runtime::HttpRequest& r) {
+    if (r.path == "/xa/debit" && r.QueryParam("gid") == "x3" && r.QueryParam("branch_id") == "02") {
+      return runtime::HttpResponse{409, "application/json", R"({"dtm_result":"FAILURE"})", {}};
+    }
+    return FakeDtxd::Ok();
+  });
+  const std::string p = fake_.Url();
+  Status s = Xa::Run(client_, "x2", [&](Xa& xa) -> Status {
+    return xa.CallBranch(R"({"n":1})", p + "/xa/debit?k=v").status();
+  });
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(fake_.Routes(), (std::vector<std::string>{"POST /api/dtmsvr/prepare", "POST /xa/debit",
+                                                      "POST /api/dtmsvr/submit"}));
+  runtime::HttpRequest branch = fake_.Requests()[1];
+  EXPECT_EQ(branch.body, R"({"n":1})");
+  EXPECT_EQ(branch.QueryParam("k"), "v");
+  EXPECT_EQ(branch.QueryParam("gid"), "x2");
+  EXPECT_EQ(branch.QueryParam("trans_type"), "xa");
+  EXPECT_EQ(branch.QueryParam("branch_id"), "01");
+  EXPECT_EQ(branch.QueryParam("op"), "action");
+
+  s = Xa::Run(client_, "x3", [&](Xa& xa) -> Status {
+    for (int i = 0; i < 2; ++i) {
+      auto r = xa.CallBranch("{}", p + "/xa/debit");
+      if (!r.ok()) return r.status();
+    }
+    return Status::Ok();
+  });
+  EXPECT_EQ(s.code(), StatusCode::kAborted) << s.ToString();
+  auto routes = fake_.Routes();
+  ASSERT_EQ(routes.size(), 7u);
+  EXPECT_EQ(routes[6], "POST /api/dtmsvr/abort");
+  EXPECT_EQ(fake_.BodyOf(6), json::parse(R"({"gid":"x3","trans_type":"xa"})"));
+
+  EXPECT_EQ(Xa::Run(client_, "x y", [](Xa&) { return Status::Ok(); }).code(),
+            StatusCode::kInvalidArgument);
+  Xa bad(client_, "x4");
+  EXPECT_EQ(bad.CallBranch("{}", "https://a/b").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(fake_.Routes().size(), 7u);
+}
+
 // ---------------------------------------------------------------------------------------------
 // End to end: one dtxd and one dtx-participant for the whole suite; every test uses its own gids.
 
