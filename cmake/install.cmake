@@ -8,6 +8,7 @@
 # something this file does not know (a warning then names it).
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
+find_package(PkgConfig QUIET)
 
 set(DTX_INSTALL_CMAKEDIR ${CMAKE_INSTALL_LIBDIR}/cmake/dtx)
 
@@ -58,7 +59,7 @@ function(_dtx_describe_imported lib out_find out_pcmod out_libs)
     endif()
     set(find "find_dependency(PkgConfig)\nif(NOT TARGET ${lib})\n  pkg_check_modules(${prefix} REQUIRED QUIET IMPORTED_TARGET ${module})\nendif()")
     set(pcmod ${module})
-    execute_process(COMMAND pkg-config --libs ${module} OUTPUT_VARIABLE libs
+    execute_process(COMMAND ${PKG_CONFIG_EXECUTABLE} --libs ${module} OUTPUT_VARIABLE libs
                     OUTPUT_STRIP_TRAILING_WHITESPACE RESULT_VARIABLE rc)
     if(NOT rc EQUAL 0)
       set(libs "")
@@ -134,10 +135,21 @@ foreach(_dtx_lib ${_dtx_plain})
   if(_dtx_lib MATCHES "^-")
     list(APPEND _dtx_pc_dep_libs ${_dtx_lib})
   else()
-    # The export keeps a plain library as it is; dtx.pc gets it as -l<name>.
+    # The export keeps a plain library as it is; dtx.pc gets it as -l<name>, and its pkg-config
+    # module (lib<name> or <name>) as Requires.private when there is one.
     get_filename_component(_dtx_name ${_dtx_lib} NAME_WE)
     string(REGEX REPLACE "^lib" "" _dtx_name ${_dtx_name})
     list(APPEND _dtx_pc_dep_libs -l${_dtx_name})
+    if(PKG_CONFIG_EXECUTABLE)
+      foreach(_dtx_module lib${_dtx_name} ${_dtx_name})
+        execute_process(COMMAND ${PKG_CONFIG_EXECUTABLE} --exists ${_dtx_module}
+                        RESULT_VARIABLE _dtx_rc)
+        if(_dtx_rc EQUAL 0)
+          list(APPEND _dtx_pc_requires_private ${_dtx_module})
+          break()
+        endif()
+      endforeach()
+    endif()
   endif()
 endforeach()
 list(REMOVE_DUPLICATES _dtx_find)

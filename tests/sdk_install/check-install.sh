@@ -28,7 +28,7 @@ trap 'rm -rf "$tmp"' EXIT
 prefix=$tmp/prefix
 
 # Brings the libraries up to date (a no-op after a full build, which CI does first).
-timeout 600 "$cmake" --build "$build" --target dtx_sdk >"$tmp/build.log" 2>&1 ||
+timeout 540 "$cmake" --build "$build" --target dtx_sdk >"$tmp/build.log" 2>&1 ||
   { cat "$tmp/build.log" >&2; fail "building dtx_sdk in $build"; }
 
 timeout 60 "$cmake" --install "$build" --prefix "$prefix" --component sdk >"$tmp/install.log" 2>&1 ||
