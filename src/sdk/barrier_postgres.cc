@@ -7,8 +7,9 @@
 #include <limits>
 
 #include "dtx/barrier.h"
+#include "sdk/postgres_internal.h"
 
-namespace dtx::sdk {
+namespace dtx::sdk::pg_internal {
 namespace {
 
 // Type OIDs from the server catalog (stable across versions).
@@ -20,27 +21,57 @@ constexpr Oid kOidOid = 26;
 constexpr Oid kFloat4Oid = 700;
 constexpr Oid kFloat8Oid = 701;
 
-struct ResultDeleter {
-  void operator()(PGresult* r) const { PQclear(r); }
-};
-using PgResult = std::unique_ptr<PGresult, ResultDeleter>;
-
 std::string TrimmedMessage(const char* m) {
   std::string s = m != nullptr ? m : "";
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
   return s;
 }
 
+Result<SqlValue> ToValue(const PGresult* res, int row, int col) {
+  if (PQgetisnull(res, row, col)) return SqlValue(nullptr);
+  const char* text = PQgetvalue(res, row, col);
+  int len = PQgetlength(res, row, col);
+  Oid type = PQftype(res, col);
+  switch (type) {
+    case kInt2Oid:
+    case kInt4Oid:
+    case kInt8Oid:
+    case kOidOid: {
+      int64_t v = 0;
+      auto [p, ec] = std::from_chars(text, text + len, v);
+      if (ec != std::errc() || p != text + len) {
+        return DataLoss("postgres: integer column " + std::to_string(col) + " is '" +
+                        std::string(text, len) + "'");
+      }
+      return SqlValue(v);
+    }
+    case kBoolOid:
+      return SqlValue(static_cast<int64_t>(len == 1 && text[0] == 't'));
+    case kFloat4Oid:
+    case kFloat8Oid:
+      return SqlValue(std::strtod(std::string(text, len).c_str(), nullptr));
+    default:
+      return SqlValue(std::string(text, len));
+  }
+}
+
+void IgnoreNotice(void*, const char*) {}
+
+}  // namespace
+
 Status ConnectionError(PGconn* conn, std::string_view what) {
   return Unavailable("postgres: " + std::string(what) + ": " +
                      TrimmedMessage(conn != nullptr ? PQerrorMessage(conn) : "out of memory"));
 }
 
-// Maps a failed result (or a missing one) to a Status by SQLSTATE.
+std::string SqlState(const PGresult* res) {
+  const char* state = res != nullptr ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : nullptr;
+  return state != nullptr ? state : "";
+}
+
 Status PgError(PGconn* conn, const PGresult* res, std::string_view what) {
   if (PQstatus(conn) == CONNECTION_BAD) return ConnectionError(conn, what);
-  const char* state = res != nullptr ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : nullptr;
-  std::string code = state != nullptr ? state : "";
+  std::string code = SqlState(res);
   std::string msg =
       "postgres: " + std::string(what) + ": " +
       TrimmedMessage(res != nullptr ? PQresultErrorMessage(res) : PQerrorMessage(conn));
@@ -57,7 +88,8 @@ Status PgError(PGconn* conn, const PGresult* res, std::string_view what) {
 }
 
 Result<PgResult> Run(PGconn* conn, std::string_view sql, const std::vector<SqlValue>& params,
-                     std::string_view what) {
+                     std::string_view what, std::string* sqlstate) {
+  if (sqlstate != nullptr) sqlstate->clear();
   if (params.size() > 65535) return InvalidArgument("postgres: more than 65535 parameters");
   std::string query(sql);
   if (query.find('\0') != std::string::npos) {
@@ -93,6 +125,7 @@ Result<PgResult> Run(PGconn* conn, std::string_view sql, const std::vector<SqlVa
     if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH) {
       return InvalidArgument("postgres: COPY is not supported through LocalTx");
     }
+    if (sqlstate != nullptr) *sqlstate = SqlState(res.get());
     return PgError(conn, res.get(), what);
   }
   return res;
@@ -106,32 +139,21 @@ int64_t AffectedRows(const PGresult* res) {
   return v;
 }
 
-Result<SqlValue> ToValue(const PGresult* res, int row, int col) {
-  if (PQgetisnull(res, row, col)) return SqlValue(nullptr);
-  const char* text = PQgetvalue(res, row, col);
-  int len = PQgetlength(res, row, col);
-  Oid type = PQftype(res, col);
-  switch (type) {
-    case kInt2Oid:
-    case kInt4Oid:
-    case kInt8Oid:
-    case kOidOid: {
-      int64_t v = 0;
-      auto [p, ec] = std::from_chars(text, text + len, v);
-      if (ec != std::errc() || p != text + len) {
-        return DataLoss("postgres: integer column " + std::to_string(col) + " is '" +
-                        std::string(text, len) + "'");
-      }
-      return SqlValue(v);
+Result<std::vector<SqlRow>> Rows(const PGresult* r) {
+  std::vector<SqlRow> rows;
+  int n = PQntuples(r), cols = PQnfields(r);
+  rows.reserve(n);
+  for (int i = 0; i < n; ++i) {
+    SqlRow row;
+    row.reserve(cols);
+    for (int c = 0; c < cols; ++c) {
+      auto v = ToValue(r, i, c);
+      if (!v.ok()) return v.status();
+      row.push_back(std::move(*v));
     }
-    case kBoolOid:
-      return SqlValue(static_cast<int64_t>(len == 1 && text[0] == 't'));
-    case kFloat4Oid:
-    case kFloat8Oid:
-      return SqlValue(std::strtod(std::string(text, len).c_str(), nullptr));
-    default:
-      return SqlValue(std::string(text, len));
+    rows.push_back(std::move(row));
   }
+  return rows;
 }
 
 Status ExecSimple(PGconn* conn, const char* sql, std::string_view what) {
@@ -147,7 +169,91 @@ Status ExecSimple(PGconn* conn, const char* sql, std::string_view what) {
   return Status::Ok();
 }
 
-void IgnoreNotice(void*, const char*) {}
+Result<PgConn> Connect(const std::string& conninfo) {
+  PgConn conn(PQconnectdb(conninfo.c_str()));
+  if (conn == nullptr || PQstatus(conn.get()) != CONNECTION_OK) {
+    return ConnectionError(conn.get(), "connect");
+  }
+  PQsetNoticeProcessor(conn.get(), IgnoreNotice, nullptr);
+  return conn;
+}
+
+Status ReconnectIfBroken(PGconn* conn) {
+  if (PQstatus(conn) == CONNECTION_BAD) {
+    PQreset(conn);
+    if (PQstatus(conn) != CONNECTION_OK) return ConnectionError(conn, "reconnect");
+  }
+  return Status::Ok();
+}
+
+Status EnsureBarrierSchema(PGconn* conn) {
+  // CREATE INDEX IF NOT EXISTS locks the table before it finds the index, and would wait for
+  // every prepared XA branch holding barrier rows: a participant restarting to recover its
+  // in-doubt branches would hang. A catalog read takes no such lock.
+  auto exists = Run(conn,
+                    "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = "
+                    "c.relnamespace WHERE n.nspname = current_schema() AND c.relname IN "
+                    "('dtx_barrier', 'dtx_barrier_create_time')",
+                    {}, "check barrier schema");
+  if (!exists.ok()) return exists.status();
+  if (std::string_view(PQgetvalue(exists->get(), 0, 0)) == "2") return Status::Ok();
+  // Two first starts at once would race inside CREATE TABLE IF NOT EXISTS (a unique violation
+  // on the catalog); the advisory lock serialises them.
+  return ExecSimple(conn,
+                    "BEGIN;"
+                    "SELECT pg_advisory_xact_lock(7424616839);"
+                    "CREATE TABLE IF NOT EXISTS dtx_barrier ("
+                    " id bigserial PRIMARY KEY,"
+                    " trans_type text NOT NULL DEFAULT '',"
+                    " gid text NOT NULL DEFAULT '',"
+                    " branch_id text NOT NULL DEFAULT '',"
+                    " op text NOT NULL DEFAULT '',"
+                    " barrier_id text NOT NULL DEFAULT '',"
+                    " reason text NOT NULL DEFAULT '',"
+                    " create_time timestamptz NOT NULL DEFAULT now(),"
+                    " UNIQUE (gid, branch_id, op, barrier_id));"
+                    "CREATE INDEX IF NOT EXISTS dtx_barrier_create_time"
+                    " ON dtx_barrier(create_time);"
+                    "COMMIT;",
+                    "create barrier schema");
+}
+
+Result<bool> InsertBarrierIgnore(PGconn* conn, const BarrierRow& row) {
+  // ON CONFLICT on the unique key only: any other constraint failure stays an error.
+  auto res = Run(conn,
+                 "INSERT INTO dtx_barrier(trans_type, gid, branch_id, op, barrier_id, reason) "
+                 "VALUES ($1, $2, $3, $4, $5, $6) "
+                 "ON CONFLICT (gid, branch_id, op, barrier_id) DO NOTHING",
+                 {row.trans_type, row.gid, row.branch_id, row.op, row.barrier_id, row.reason},
+                 "insert barrier");
+  if (!res.ok()) return res.status();
+  return AffectedRows(res->get()) == 1;
+}
+
+Result<std::optional<std::string>> BarrierReason(PGconn* conn, std::string_view gid,
+                                                 std::string_view branch_id, std::string_view op,
+                                                 std::string_view barrier_id) {
+  auto res =
+      Run(conn,
+          "SELECT reason FROM dtx_barrier WHERE gid = $1 AND branch_id = $2 AND "
+          "op = $3 AND barrier_id = $4",
+          {std::string(gid), std::string(branch_id), std::string(op), std::string(barrier_id)},
+          "barrier reason");
+  if (!res.ok()) return res.status();
+  if (PQntuples(res->get()) == 0) return std::optional<std::string>();
+  return std::optional<std::string>(PQgetvalue(res->get(), 0, 0));
+}
+
+}  // namespace dtx::sdk::pg_internal
+
+namespace dtx::sdk {
+namespace {
+
+using pg_internal::AffectedRows;
+using pg_internal::ExecSimple;
+using pg_internal::PgError;
+using pg_internal::PgResult;
+using pg_internal::Run;
 
 class PostgresLocalTx : public LocalTx {
  public:
@@ -168,56 +274,26 @@ class PostgresLocalTx : public LocalTx {
     DTX_RETURN_IF_ERROR(CheckOpen());
     auto res = Run(conn_, sql, params, "query");
     if (!res.ok()) return res.status();
-    const PGresult* r = res->get();
-    std::vector<SqlRow> rows;
-    int n = PQntuples(r), cols = PQnfields(r);
-    rows.reserve(n);
-    for (int i = 0; i < n; ++i) {
-      SqlRow row;
-      row.reserve(cols);
-      for (int c = 0; c < cols; ++c) {
-        auto v = ToValue(r, i, c);
-        if (!v.ok()) return v.status();
-        row.push_back(std::move(*v));
-      }
-      rows.push_back(std::move(row));
-    }
-    return rows;
+    return pg_internal::Rows(res->get());
   }
 
   Result<bool> InsertBarrierIgnore(const BarrierRow& row) override {
     DTX_RETURN_IF_ERROR(CheckOpen());
-    // ON CONFLICT on the unique key only: any other constraint failure stays an error.
-    auto res = Run(conn_,
-                   "INSERT INTO dtx_barrier(trans_type, gid, branch_id, op, barrier_id, reason) "
-                   "VALUES ($1, $2, $3, $4, $5, $6) "
-                   "ON CONFLICT (gid, branch_id, op, barrier_id) DO NOTHING",
-                   {row.trans_type, row.gid, row.branch_id, row.op, row.barrier_id, row.reason},
-                   "insert barrier");
-    if (!res.ok()) return res.status();
-    return AffectedRows(res->get()) == 1;
+    return pg_internal::InsertBarrierIgnore(conn_, row);
   }
 
   Result<std::optional<std::string>> BarrierReason(std::string_view gid, std::string_view branch_id,
                                                    std::string_view op,
                                                    std::string_view barrier_id) override {
     DTX_RETURN_IF_ERROR(CheckOpen());
-    auto res =
-        Run(conn_,
-            "SELECT reason FROM dtx_barrier WHERE gid = $1 AND branch_id = $2 AND "
-            "op = $3 AND barrier_id = $4",
-            {std::string(gid), std::string(branch_id), std::string(op), std::string(barrier_id)},
-            "barrier reason");
-    if (!res.ok()) return res.status();
-    if (PQntuples(res->get()) == 0) return std::optional<std::string>();
-    return std::optional<std::string>(PQgetvalue(res->get(), 0, 0));
+    return pg_internal::BarrierReason(conn_, gid, branch_id, op, barrier_id);
   }
 
   Status Commit() override {
     DTX_RETURN_IF_ERROR(CheckOpen());
     open_ = false;
     PgResult res(PQexec(conn_, "COMMIT"));
-    if (res == nullptr) return ConnectionError(conn_, "commit");
+    if (res == nullptr) return pg_internal::ConnectionError(conn_, "commit");
     if (PQresultStatus(res.get()) != PGRES_COMMAND_OK) return PgError(conn_, res.get(), "commit");
     // The server answers COMMIT of a failed transaction with ROLLBACK and no error.
     if (std::string_view(PQcmdStatus(res.get())) != "COMMIT") {
@@ -247,14 +323,10 @@ class PostgresLocalTx : public LocalTx {
 
 Result<std::unique_ptr<PostgresBarrierStore>> PostgresBarrierStore::Open(
     const std::string& conninfo) {
-  PGconn* conn = PQconnectdb(conninfo.c_str());
-  if (conn == nullptr || PQstatus(conn) != CONNECTION_OK) {
-    Status s = ConnectionError(conn, "connect");
-    PQfinish(conn);
-    return s;
-  }
-  PQsetNoticeProcessor(conn, IgnoreNotice, nullptr);
-  std::unique_ptr<PostgresBarrierStore> store(new PostgresBarrierStore(conn, /*owned=*/true));
+  auto conn = pg_internal::Connect(conninfo);
+  if (!conn.ok()) return conn.status();
+  std::unique_ptr<PostgresBarrierStore> store(
+      new PostgresBarrierStore(conn->release(), /*owned=*/true));
   DTX_RETURN_IF_ERROR(store->EnsureSchema());
   return store;
 }
@@ -267,33 +339,10 @@ PostgresBarrierStore::~PostgresBarrierStore() {
   if (owned_) PQfinish(conn_);
 }
 
-Status PostgresBarrierStore::EnsureSchema() {
-  // Two first starts at once would race inside CREATE TABLE IF NOT EXISTS (a unique violation
-  // on the catalog); the advisory lock serialises them.
-  return ExecSimple(conn_,
-                    "BEGIN;"
-                    "SELECT pg_advisory_xact_lock(7424616839);"
-                    "CREATE TABLE IF NOT EXISTS dtx_barrier ("
-                    " id bigserial PRIMARY KEY,"
-                    " trans_type text NOT NULL DEFAULT '',"
-                    " gid text NOT NULL DEFAULT '',"
-                    " branch_id text NOT NULL DEFAULT '',"
-                    " op text NOT NULL DEFAULT '',"
-                    " barrier_id text NOT NULL DEFAULT '',"
-                    " reason text NOT NULL DEFAULT '',"
-                    " create_time timestamptz NOT NULL DEFAULT now(),"
-                    " UNIQUE (gid, branch_id, op, barrier_id));"
-                    "CREATE INDEX IF NOT EXISTS dtx_barrier_create_time"
-                    " ON dtx_barrier(create_time);"
-                    "COMMIT;",
-                    "create barrier schema");
-}
+Status PostgresBarrierStore::EnsureSchema() { return pg_internal::EnsureBarrierSchema(conn_); }
 
 Result<std::unique_ptr<LocalTx>> PostgresBarrierStore::Begin() {
-  if (PQstatus(conn_) == CONNECTION_BAD) {
-    PQreset(conn_);
-    if (PQstatus(conn_) != CONNECTION_OK) return ConnectionError(conn_, "reconnect");
-  }
+  DTX_RETURN_IF_ERROR(pg_internal::ReconnectIfBroken(conn_));
   if (PQtransactionStatus(conn_) != PQTRANS_IDLE) {
     return FailedPrecondition("postgres: begin: the connection is already inside a transaction");
   }
