@@ -9,6 +9,7 @@ packages=(
   librocksdb-dev
   libsqlite3-dev
   postgresql libpq-dev
+  mariadb-server mariadb-client libmariadb-dev
   nlohmann-json3-dev
   libspdlog-dev libfmt-dev
   libcli11-dev

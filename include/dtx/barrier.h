@@ -295,3 +295,78 @@ class PostgresBarrierStore : public BarrierStore {
 
 }  // namespace dtx::sdk
 
+// MariaDB / MySQL backend (libmariadb, synchronous).
+struct st_mysql;  // libmariadb's MYSQL.
+
+namespace dtx::sdk {
+
+// Where and how to connect to MariaDB.
+struct MariaDbOptions {
+  std::string host = "127.0.0.1";
+  uint16_t port = 3306;
+  std::string unix_socket;  // used instead of host/port when not empty
+  std::string user = "root";
+  std::string password;
+  std::string database;  // required
+  int connect_timeout_s = 5;
+  int read_timeout_s = 30;  // bounds every statement's wait for an answer
+  int write_timeout_s = 30;
+
+  // Parses a libpq-style "key=value key=value" string with the keys host, port, socket, user,
+  // password, dbname, connect_timeout, read_timeout, write_timeout (seconds, 1..86400). A value
+  // may be quoted as in libpq ('a b', with \' and \\ inside); a key given twice takes its last
+  // value; keys not given keep the defaults above. Errors (kInvalidArgument naming the key): an
+  // unknown key, a key without '=', an unterminated quote, a bad number, a missing or empty
+  // dbname, an empty user, an empty host without a socket. Example:
+  //   "host=127.0.0.1 port=3306 user=root dbname=dtx_test"
+  static Result<MariaDbOptions> Parse(std::string_view dsn);
+};
+
+// A BarrierStore over one MariaDB connection (InnoDB tables; MySQL works the same way). The
+// session runs at READ COMMITTED so that the barrier's SELECT after its insert-ignore sees a row
+// committed by a concurrent call, and its innodb_lock_wait_timeout is two thirds of
+// read_timeout_s, so a lock wait ends with kAborted before the read timeout drops the connection.
+// SQL uses `?` placeholders (values are sent as escaped literals; a `?` inside a quoted literal or
+// a comment is text). The barrier table stores create_time as TIMESTAMP(6) (UTC, so purging does
+// not depend on session time zones). Errors: connection lost, refused or too many connections
+// kUnavailable (Begin reconnects a broken connection once), access denied and unknown database
+// kFailedPrecondition, deadlock and lock-wait timeout kAborted, integrity-constraint violations
+// (duplicate key, CHECK) kAborted, syntax errors, unknown names, bad values and placeholder/value
+// count mismatches kInvalidArgument, anything else kInternal; messages carry the server's message,
+// error number and SQLSTATE.
+// Unlike PostgreSQL, a failed statement is rolled back alone and the transaction goes on. A
+// deadlock rolls back the whole transaction, and a statement that commits implicitly (DDL) ends
+// it: after either, every further call of that LocalTx fails and Commit returns kAborted.
+// Thread-safety: one thread at a time per object; open one object per thread for concurrency.
+class MariaDbBarrierStore : public BarrierStore {
+ public:
+  // Connects and ensures the barrier schema. kUnavailable if the server cannot be reached,
+  // kFailedPrecondition if it refuses the user or does not have the database.
+  static Result<std::unique_ptr<MariaDbBarrierStore>> Open(const MariaDbOptions& options);
+
+  ~MariaDbBarrierStore() override;
+  MariaDbBarrierStore(const MariaDbBarrierStore&) = delete;
+  MariaDbBarrierStore& operator=(const MariaDbBarrierStore&) = delete;
+
+  // CREATE TABLE IF NOT EXISTS (safe when several processes start at once).
+  Status EnsureSchema() override;
+  // START TRANSACTION. If the connection broke since its last use (server restart, KILL, idle
+  // timeout), reconnects once first; kUnavailable if that fails.
+  // REQUIRES: no LocalTx of this store is alive (a reconnect replaces the connection).
+  Result<std::unique_ptr<LocalTx>> Begin() override;
+  // The cutoff is CURRENT_TIMESTAMP(6) - INTERVAL on the server.
+  Result<size_t> PurgeOlderThan(int64_t older_than_seconds) override;
+
+  // The underlying connection (for business code that needs the raw API). Begin may replace it
+  // after a reconnect.
+  st_mysql* handle() const { return conn_; }
+
+ private:
+  MariaDbBarrierStore(st_mysql* conn, MariaDbOptions options)
+      : conn_(conn), options_(std::move(options)) {}
+
+  st_mysql* conn_;
+  MariaDbOptions options_;
+};
+
+}  // namespace dtx::sdk
