@@ -8,3 +8,8 @@ target_link_libraries(dtx_sdk PUBLIC PkgConfig::LIBMARIADB)
 
 dtx_test(sdk_barrier_mariadb_test barrier_mariadb_test.cc)
 target_link_libraries(sdk_barrier_mariadb_test PRIVATE dtx_sdk)
+
+# The MariaDB XA resource (OpenMariaDbXa, declared in include/dtx/xa.h).
+target_sources(dtx_sdk PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/xa_mariadb.cc)
+dtx_test(sdk_xa_mariadb_test xa_mariadb_test.cc)
+target_link_libraries(sdk_xa_mariadb_test PRIVATE dtx_sdk)
