@@ -102,8 +102,8 @@ struct BranchServerOptions {
   // Automatic cleanup of barrier rows: every `barrier_purge_interval_s` one worker deletes rows
   // older than `barrier_purge_age_s` (by the database's clock) through its store. An interval of
   // 0 disables it; so does the lack of a store_factory. Both must be >= 0, the interval at most
-  // ten years (315360000 s). Keep the age well above
-  // the longest global transaction: rows of a running transaction must not go.
+  // ten years (315360000 s). Keep the age well above the longest global transaction: rows of a
+  // running transaction must not go.
   int64_t barrier_purge_interval_s = 3600;
   int64_t barrier_purge_age_s = 7 * 24 * 3600;
 };
@@ -127,7 +127,8 @@ class BranchServer {
   // hanging try answers FAILURE).
   BranchServer& HandleWithBarrier(std::string path, BarrierBusiness fn);
   // The two-phase message check-back: answers from sdk::QueryPrepared (SUCCESS, FAILURE, or
-  // Retry when the database cannot be asked). Needs only `gid` in the query.
+  // Retry when the database cannot be asked). Needs only `gid` in the query (1..128 printable
+  // ASCII characters without spaces, as dtxd checks it; else 400).
   BranchServer& HandleQueryPrepared(std::string path);
   // Any other route (no query requirements); runs on a worker too. An exception is answered 500.
   BranchServer& HandlePlain(std::string path, PlainFn fn);
