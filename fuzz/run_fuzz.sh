@@ -7,7 +7,8 @@ src="$here/../src"
 out=${1:?output dir}
 seconds=${2:-30}
 mkdir -p "$out"
-flags=(-std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I"$src")
+flags=(-std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I"$src"
+  -I"$here/../include")
 clang++ "${flags[@]}" "$here/request_fuzz.cc" "$src/coord/request.cc" "$src/coord/txn.cc" \
   "$src/base/status.cc" -o "$out/request_fuzz"
 corpus="$out/request_corpus"
