@@ -20,9 +20,12 @@
 // Xids: PostgreSQL uses the transaction identifier "dtx:<gid>:<branch_id>" (gid up to 128 bytes,
 // gid and branch id printable ASCII, the branch id without ':', the whole identifier at most 199
 // bytes, PostgreSQL's limit; anything else is kInvalidArgument);
-// MariaDB uses gtrid = gid, bqual = branch_id and a dtx-specific formatID (each at most 64 bytes,
-// a MariaDB limit: a longer gid or branch id is kInvalidArgument). Only xids in dtx's format are
-// listed or touched; other prepared transactions on the server are left alone.
+// MariaDB uses gtrid = gid, bqual = "<branch_id>@<database>" and a dtx-specific formatID (gtrid and
+// bqual at most 64 bytes each, a MariaDB limit: longer ids are kInvalidArgument). Only xids in
+// dtx's format of the resource's own database are listed or touched (PostgreSQL: only its
+// database's); other prepared transactions on the server are left alone. RecoverInDoubt rolls back
+// branches whose gid its dtxd does not know, so point every participant that shares a database at
+// the same dtxd (cluster).
 //
 // Server settings: PostgreSQL needs max_prepared_transactions > 0 (e.g. as many as
 // max_connections); it is 0 by default, and RunAndPrepare then fails with kFailedPrecondition

@@ -20,7 +20,12 @@ constexpr size_t kMaxXidPart = 64;
 constexpr int kAttachedRetries = 50;
 constexpr auto kAttachedPause = std::chrono::milliseconds(20);
 
-Status ValidateBranch(const XaBranch& b) {
+// XA RECOVER lists the prepared branches of every database on the server, so the bqual carries
+// the database too ("<branch_id>@<database>"): a resource lists and recovers only its own
+// database's branches, never another application's.
+std::string BqualSuffix(const std::string& database) { return "@" + database; }
+
+Status ValidateBranch(const XaBranch& b, const std::string& database) {
   if (b.gid.empty() || b.branch_id.empty()) {
     return InvalidArgument("mariadb xa: gid and branch_id must not be empty");
   }
@@ -28,9 +33,12 @@ Status ValidateBranch(const XaBranch& b) {
     return InvalidArgument("mariadb xa: gid is longer than " + std::to_string(kMaxXidPart) +
                            " bytes (a MariaDB xid limit)");
   }
-  if (b.branch_id.size() > kMaxXidPart) {
-    return InvalidArgument("mariadb xa: branch_id is longer than " + std::to_string(kMaxXidPart) +
-                           " bytes (a MariaDB xid limit)");
+  const size_t suffix = BqualSuffix(database).size();
+  if (b.branch_id.size() + suffix > kMaxXidPart) {
+    return InvalidArgument("mariadb xa: branch_id is longer than " +
+                           std::to_string(kMaxXidPart > suffix ? kMaxXidPart - suffix : 0) +
+                           " bytes (the xid's bqual, branch_id@database, is limited to " +
+                           std::to_string(kMaxXidPart) + " bytes by MariaDB)");
   }
   return Status::Ok();
 }
@@ -47,8 +55,9 @@ std::string HexLiteral(std::string_view s) {
 }
 
 // The xid as XA statements take it; hex literals carry any byte without escaping.
-std::string Xid(const XaBranch& b) {
-  return HexLiteral(b.gid) + "," + HexLiteral(b.branch_id) + "," + std::to_string(kFormatId);
+std::string Xid(const XaBranch& b, const std::string& database) {
+  return HexLiteral(b.gid) + "," + HexLiteral(b.branch_id + BqualSuffix(database)) + "," +
+         std::to_string(kFormatId);
 }
 
 BarrierRow ActionRow(const XaBranch& b, std::string_view reason) {
@@ -71,8 +80,8 @@ class MariaDbXa : public XaResource {
   }
 
   Status RunAndPrepare(const XaBranch& branch, const BusinessFn& business) override {
-    DTX_RETURN_IF_ERROR(ValidateBranch(branch));
-    const std::string xid = Xid(branch);
+    DTX_RETURN_IF_ERROR(ValidateBranch(branch, options_.database));
+    const std::string xid = Xid(branch, options_.database);
     auto started = ExecFirst("XA START " + xid, "xa start");
     if (!started.ok()) {
       if (conn_ != nullptr && mysql_errno(conn_.get()) == ER_XAER_DUPID) {
@@ -116,12 +125,12 @@ class MariaDbXa : public XaResource {
   }
 
   Status Commit(const XaBranch& branch) override {
-    DTX_RETURN_IF_ERROR(ValidateBranch(branch));
+    DTX_RETURN_IF_ERROR(ValidateBranch(branch, options_.database));
     return FinishXid(branch, "XA COMMIT ", "xa commit");
   }
 
   Status Rollback(const XaBranch& branch) override {
-    DTX_RETURN_IF_ERROR(ValidateBranch(branch));
+    DTX_RETURN_IF_ERROR(ValidateBranch(branch, options_.database));
     DTX_RETURN_IF_ERROR(RollbackXid(branch));
     DTX_RETURN_IF_ERROR(Ready());
     auto begun = mariadb::Exec(conn_.get(), "START TRANSACTION", {}, "begin");
@@ -146,8 +155,14 @@ class MariaDbXa : public XaResource {
           *bqual_len < 0 || static_cast<size_t>(*gtrid_len + *bqual_len) != data->size()) {
         return DataLoss("mariadb xa: XA RECOVER returned a malformed row");
       }
-      out.push_back(XaBranch{data->substr(0, static_cast<size_t>(*gtrid_len)),
-                             data->substr(static_cast<size_t>(*gtrid_len))});
+      std::string bqual = data->substr(static_cast<size_t>(*gtrid_len));
+      const std::string suffix = BqualSuffix(options_.database);
+      if (bqual.size() <= suffix.size() ||
+          bqual.compare(bqual.size() - suffix.size(), suffix.size(), suffix) != 0) {
+        continue;  // another database's branch
+      }
+      bqual.resize(bqual.size() - suffix.size());
+      out.push_back(XaBranch{data->substr(0, static_cast<size_t>(*gtrid_len)), std::move(bqual)});
     }
     return out;
   }
@@ -235,7 +250,7 @@ class MariaDbXa : public XaResource {
   // lists the xid: then a session that prepared it is still attached to it (closing, or alive
   // elsewhere), and the statement is retried for a bounded time before kUnavailable.
   Status FinishXid(const XaBranch& branch, std::string_view verb, std::string_view what) {
-    const std::string sql = std::string(verb) + Xid(branch);
+    const std::string sql = std::string(verb) + Xid(branch, options_.database);
     for (int attempt = 0; attempt < kAttachedRetries; ++attempt) {
       if (attempt > 0) std::this_thread::sleep_for(kAttachedPause);
       auto r = ExecFirst(sql, what);

@@ -242,7 +242,8 @@ TEST_F(MariaDbXaTest, BranchHeldByALiveSessionIsUnavailableNotOk) {
   const XaBranch b = Branch("held");
   auto holder = mariadb::Connect(options_);
   ASSERT_TRUE(holder.ok()) << holder.status().ToString();
-  const std::string xid = "'" + b.gid + "','" + b.branch_id + "'," + std::to_string(0x647478);
+  const std::string xid =
+      "'" + b.gid + "','" + b.branch_id + "@" + db_ + "'," + std::to_string(0x647478);
   for (const std::string& sql :
        {"XA START " + xid, std::string("UPDATE accounts SET balance = 1 WHERE id = 2"),
         "XA END " + xid, "XA PREPARE " + xid}) {
@@ -289,6 +290,30 @@ TEST_F(MariaDbXaTest, ListPreparedIgnoresOtherXids) {
   EXPECT_EQ(Balance(2), 100);
 }
 
+// XA RECOVER is server-wide: a resource on another database must neither list nor finish this
+// database's branches (two applications' recovery loops would roll back each other's work).
+TEST_F(MariaDbXaTest, ResourcesOfOtherDatabasesDoNotSeeOurBranches) {
+  const std::string other_db = db_ + "_o";
+  AdminExec("CREATE DATABASE " + other_db);
+  MariaDbOptions other_options = options_;
+  other_options.database = other_db;
+  auto other = OpenMariaDbXa(other_options);
+  ASSERT_TRUE(other.ok()) << other.status().ToString();
+  const XaBranch b = Branch("scoped");
+  int runs = 0;
+  ASSERT_TRUE(xa_->RunAndPrepare(b, Add(1, -5, &runs)).ok());
+  EXPECT_TRUE(IsPrepared(*xa_, b));
+  EXPECT_FALSE(IsPrepared(**other, b));
+  // The same (gid, branch_id) of the other database is another xid: rolling it back there
+  // leaves ours prepared, and ours commits.
+  EXPECT_TRUE((*other)->Rollback(b).ok());
+  EXPECT_TRUE(IsPrepared(*xa_, b));
+  ASSERT_TRUE(xa_->Commit(b).ok());
+  EXPECT_EQ(Balance(1), 95);
+  other->reset();
+  AdminExec("DROP DATABASE " + other_db);
+}
+
 TEST_F(MariaDbXaTest, InvalidBranchIdsAreRejectedBeforeTheServer) {
   int runs = 0;
   const std::vector<XaBranch> bad = {
@@ -299,9 +324,13 @@ TEST_F(MariaDbXaTest, InvalidBranchIdsAreRejectedBeforeTheServer) {
     EXPECT_EQ(xa_->Rollback(b).code(), StatusCode::kInvalidArgument);
   }
   EXPECT_EQ(runs, 0);
+  // The bqual is "<branch_id>@<database>": the branch id gets what the database name leaves.
+  EXPECT_EQ(xa_->RunAndPrepare({"g", std::string(64 - db_.size(), 'b')}, Add(1, -1, &runs)).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(runs, 0);
   // The limits are inclusive: 64-byte ids work, and any bytes are fine.
   const XaBranch longest{db_ + std::string(64 - db_.size() - 2, 'x') + "'\x01",
-                         std::string(64, 'b')};
+                         std::string(64 - 1 - db_.size(), 'b')};
   ASSERT_EQ(longest.gid.size(), 64u);
   Status s = xa_->RunAndPrepare(longest, Add(1, -1, &runs));
   ASSERT_TRUE(s.ok()) << s.ToString();
