@@ -5,7 +5,7 @@ CMAKE_FLAGS ?=
 LISTEN ?= 127.0.0.1:36789
 DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: deps configure build run test sanitize fuzz bench clean
+.PHONY: deps configure build run test sanitize fuzz bench demo bank-bench clean
 
 deps:
 	bash scripts/install-deps.sh
@@ -30,5 +30,14 @@ sanitize:
 bench: build
 	$(BUILD_DIR)/tools/dtxbench/dtxbench saga
 
+# The bank example: PostgreSQL, MariaDB, dtxd and two account services on loopback; transfers in
+# every mode through failures; balances printed and checked. Leaves its logs in ./demo-data.
+demo: build
+	bash scripts/demo.sh $(BUILD_DIR) $(CURDIR)/demo-data
+
+# The two-database transfer with and without dtx (docs/benchmarks.md).
+bank-bench: build
+	bash scripts/bank-bench.sh $(BUILD_DIR)
+
 clean:
-	rm -rf $(BUILD_DIR) build-asan build-fuzz
+	rm -rf $(BUILD_DIR) build-asan build-fuzz demo-data

@@ -17,7 +17,7 @@ packages=(
   libgtest-dev libgmock-dev googletest
   libbenchmark-dev
   clang libclang-rt-14-dev
-  procps
+  procps jq
 )
 
 missing=()

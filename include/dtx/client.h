@@ -169,9 +169,11 @@ class Msg {
 class Tcc {
  public:
   // Prepares the transaction, runs `body`, then submits (dtxd confirms every branch) if it
-  // returned OK, or aborts (dtxd cancels every registered branch) otherwise and returns the
-  // body's status (an abort failure is appended to its message; dtxd's prepared timeout aborts
-  // the transaction anyway).
+  // returned OK, or aborts (dtxd cancels every registered branch) otherwise. A failed body means
+  // the transaction is never submitted, so its result is a definite failure: kAborted carrying the
+  // body's error (kInvalidArgument stays as is); a failed abort call is appended to the message
+  // (dtxd's prepared timeout aborts the transaction anyway). Errors of prepare and submit are
+  // returned as they are (see the file comment).
   static Status Run(DtxClient& client, const std::string& gid,
                     const std::function<Status(Tcc&)>& body);
 
@@ -204,8 +206,7 @@ class Xa {
  public:
   Xa(DtxClient& client, std::string gid);
 
-  // Prepare, `body`, then Submit if it returned OK, else Abort and return the body's status (an
-  // abort failure is appended to its message; dtxd's timeout aborts the transaction anyway).
+  // Prepare, `body`, then Submit if it returned OK, else Abort; results as for Tcc::Run.
   static Status Run(DtxClient& client, const std::string& gid,
                     const std::function<Status(Xa&)>& body);
 

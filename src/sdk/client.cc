@@ -338,6 +338,24 @@ Status Msg::DoAndSubmit(const std::string& query_prepared_url,
 // ---------------------------------------------------------------------------------------------
 // Tcc
 
+namespace {
+
+// The body of a TCC or XA transaction failed, so it will never be submitted: whatever the abort
+// call does, dtxd rolls the transaction back (at the latest at its prepared timeout). The result is
+// therefore a definite failure, except for the caller's own invalid input.
+Status AbortAfterFailedBody(DtxClient& client, const json& id, const Status& body_status) {
+  Status aborted = client.CallApi("abort", id);
+  std::string message =
+      body_status.code() == StatusCode::kAborted ? body_status.message() : body_status.ToString();
+  if (!aborted.ok()) message += " (abort: " + aborted.ToString() + "; dtxd aborts at its timeout)";
+  if (body_status.code() == StatusCode::kInvalidArgument) {
+    return Status(StatusCode::kInvalidArgument, message);
+  }
+  return Aborted(message);
+}
+
+}  // namespace
+
 Status Tcc::Run(DtxClient& client, const std::string& gid,
                 const std::function<Status(Tcc&)>& body) {
   DTX_RETURN_IF_ERROR(ValidateGid(gid));
@@ -346,9 +364,7 @@ Status Tcc::Run(DtxClient& client, const std::string& gid,
   Tcc tcc(client, gid);
   Status s = body(tcc);
   if (s.ok()) return client.CallApi("submit", id);
-  Status aborted = client.CallApi("abort", id);
-  if (!aborted.ok()) return Status(s.code(), s.message() + " (abort: " + aborted.ToString() + ")");
-  return s;
+  return AbortAfterFailedBody(client, id, s);
 }
 
 Result<std::string> Tcc::CallBranch(const std::string& payload, const std::string& try_url,
@@ -385,9 +401,7 @@ Status Xa::Run(DtxClient& client, const std::string& gid, const std::function<St
   DTX_RETURN_IF_ERROR(xa.Prepare());
   Status s = body(xa);
   if (s.ok()) return xa.Submit();
-  Status aborted = xa.Abort();
-  if (!aborted.ok()) return Status(s.code(), s.message() + " (abort: " + aborted.ToString() + ")");
-  return s;
+  return AbortAfterFailedBody(client, json{{"gid", gid}, {"trans_type", "xa"}}, s);
 }
 
 Result<std::string> Xa::CallBranch(const std::string& payload, const std::string& url) {

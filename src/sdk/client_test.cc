@@ -444,11 +444,33 @@ TEST_F(ClientFakeTest, XaRunCallsBranchesThenSubmitsOrAborts) {
   EXPECT_EQ(routes[6], "POST /api/dtmsvr/abort");
   EXPECT_EQ(fake_.BodyOf(6), json::parse(R"({"gid":"x3","trans_type":"xa"})"));
 
+  // A branch that cannot be reached: the transaction is aborted, so the result is kAborted with
+  // the branch's error in the message.
+  fake_.Answer([](const runtime::HttpRequest& r) {
+    if (r.path == "/xa/debit") return runtime::HttpResponse{503, "text/plain", "down", {}};
+    return FakeDtxd::Ok();
+  });
+  s = Xa::Run(client_, "x5", [&](Xa& xa) { return xa.CallBranch("{}", p + "/xa/debit").status(); });
+  EXPECT_EQ(s.code(), StatusCode::kAborted) << s.ToString();
+  EXPECT_NE(s.message().find("UNAVAILABLE"), std::string::npos) << s.ToString();
+  EXPECT_EQ(fake_.Routes().back(), "POST /api/dtmsvr/abort");
+  // The abort call fails too: still kAborted, and the message says so.
+  fake_.Answer([](const runtime::HttpRequest& r) {
+    if (r.path == "/api/dtmsvr/abort" || r.path == "/xa/debit") {
+      return runtime::HttpResponse{503, "text/plain", "down", {}};
+    }
+    return FakeDtxd::Ok();
+  });
+  s = Xa::Run(client_, "x6", [&](Xa& xa) { return xa.CallBranch("{}", p + "/xa/debit").status(); });
+  EXPECT_EQ(s.code(), StatusCode::kAborted) << s.ToString();
+  EXPECT_NE(s.message().find("abort:"), std::string::npos) << s.ToString();
+  const size_t calls = fake_.Routes().size();
+
   EXPECT_EQ(Xa::Run(client_, "x y", [](Xa&) { return Status::Ok(); }).code(),
             StatusCode::kInvalidArgument);
   Xa bad(client_, "x4");
   EXPECT_EQ(bad.CallBranch("{}", "https://a/b").status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(fake_.Routes().size(), 7u);
+  EXPECT_EQ(fake_.Routes().size(), calls);
 }
 
 // ---------------------------------------------------------------------------------------------
