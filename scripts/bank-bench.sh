@@ -17,7 +17,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 build=$(cd "$build" && pwd)
 work=$(mktemp -d /tmp/dtx-bankbench.XXXXXX)
 accounts=1000
-bank_flags=(--accounts "$accounts" --initial-balance 1000000000 --workers 64)
+# Each /transfer holds a worker while it waits; half the workers stay free for branch calls, so
+# keep BANK_WORKERS above twice the concurrency (each worker holds up to 3 database connections).
+bank_flags=(--accounts "$accounts" --initial-balance 1000000000 --workers "${BANK_WORKERS:-40}")
 dtxd_flags=(--log-level warn)
 
 source "$here/bank-env.sh"

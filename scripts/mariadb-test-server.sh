@@ -92,7 +92,8 @@ case $cmd in
       rm -f "$pidfile"
       my setsid "$mariadbd" --no-defaults --datadir="$data" --socket="$sock" \
         --pid-file="$pidfile" --bind-address=127.0.0.1 --port="$port" --skip-name-resolve \
-        --innodb-flush-log-at-trx-commit=1 --log-error="$log" </dev/null >/dev/null 2>&1 &
+        --innodb-flush-log-at-trx-commit=1 --max-connections=300 --log-error="$log" </dev/null \
+        >/dev/null 2>&1 &
       launcher=$!
       # Ready when it answers on its socket; gone early when e.g. the port was taken meanwhile.
       for _ in $(seq 1 60); do

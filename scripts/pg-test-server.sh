@@ -59,7 +59,9 @@ case $cmd in
       port=$((20000 + RANDOM % 20000))
       port_in_use "$port" && continue
       opts="-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir"
-      opts+=" -c max_prepared_transactions=64 -c fsync=on"
+      # Room for the bank example and benchmark: every worker thread of a service holds its own
+      # connections (barrier store, XA resource).
+      opts+=" -c max_prepared_transactions=128 -c max_connections=300 -c fsync=on"
       if pg "$bindir/pg_ctl" -D "$data" -l "$log" -w -t 30 -o "$opts" start >/dev/null 2>&1; then
         started=$port; break
       fi
