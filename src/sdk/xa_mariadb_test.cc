@@ -13,6 +13,7 @@
 
 #include "dtx/xa.h"
 #include "sdk/mariadb_internal.h"
+#include "sdk/test_servers.h"
 
 namespace dtx::sdk {
 namespace {
@@ -20,21 +21,15 @@ namespace {
 class MariaDbXaTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const char* env = std::getenv("DTX_MARIADB_DSN");
-    if (env == nullptr || *env == '\0') {
-      FAIL() << "DTX_MARIADB_DSN is not set. Run the tests through scripts/test.sh BUILD_DIR (it "
-                "starts a private server), or start one with `scripts/mariadb-test-server.sh "
-                "start DIR` and export DTX_MARIADB_DSN=<the DSN it prints>; DTX_MARIADB_DSN=skip "
-                "skips these tests.";
-    }
-    if (std::string(env) == "skip") GTEST_SKIP() << "DTX_MARIADB_DSN=skip";
-    auto base = MariaDbOptions::Parse(env);
+    std::string dsn;
+    testutil::RequireDsn("DTX_MARIADB_DSN", "scripts/mariadb-test-server.sh", &dsn);
+    if (dsn.empty() || IsSkipped()) return;
+    auto base = MariaDbOptions::Parse(dsn);
     ASSERT_TRUE(base.ok()) << base.status().ToString();
     auto admin = mariadb::Connect(*base);
     ASSERT_TRUE(admin.ok()) << admin.status().ToString();
     admin_ = std::move(*admin);
-    std::random_device rd;
-    db_ = "dtx_x_" + std::to_string(getpid()) + "_" + std::to_string(rd() % 1000000);
+    db_ = testutil::UniqueName("dtx_x");
     AdminExec("CREATE DATABASE " + db_);
     AdminExec("CREATE TABLE " + db_ +
               ".accounts(id BIGINT PRIMARY KEY, balance BIGINT NOT NULL) ENGINE=InnoDB");

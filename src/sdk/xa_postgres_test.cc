@@ -16,41 +16,26 @@
 #include <vector>
 
 #include "dtx/xa.h"
+#include "sdk/test_servers.h"
 
 namespace dtx::sdk {
 namespace {
 
-// The connection string that puts the session in `schema` (either libpq form).
-std::string InSchema(const std::string& dsn, const std::string& schema) {
-  if (dsn.find("://") != std::string::npos) {
-    return dsn + (dsn.find('?') == std::string::npos ? "?" : "&") +
-           "connect_timeout=10&options=-csearch_path%3D" + schema;
-  }
-  return dsn + " connect_timeout=10 options='-csearch_path=" + schema + "'";
-}
-
 class PostgresXaTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const char* env = std::getenv("DTX_PG_DSN");
-    if (env == nullptr || *env == '\0') {
-      FAIL() << "DTX_PG_DSN is not set. Run the tests through scripts/test.sh BUILD_DIR (it starts "
-                "a private server), or start one with `scripts/pg-test-server.sh start DIR` and "
-                "export DTX_PG_DSN=<the DSN it prints>; DTX_PG_DSN=skip skips these tests.";
-    }
-    dsn_ = env;
-    if (dsn_ == "skip") GTEST_SKIP() << "DTX_PG_DSN=skip";
+    testutil::RequireDsn("DTX_PG_DSN", "scripts/pg-test-server.sh", &dsn_);
+    if (dsn_.empty() || IsSkipped()) return;
     admin_ = PQconnectdb(dsn_.c_str());
     ASSERT_EQ(PQstatus(admin_), CONNECTION_OK) << PQerrorMessage(admin_);
     PQsetNoticeProcessor(
         admin_, [](void*, const char*) {}, nullptr);
-    std::random_device rd;
-    schema_ = "dtx_xa_" + std::to_string(getpid()) + "_" + std::to_string(rd() % 1000000);
+    schema_ = testutil::UniqueName("dtx_xa");
     AdminExec("CREATE SCHEMA " + schema_);
     AdminExec("CREATE TABLE " + schema_ +
               ".accounts(id bigint PRIMARY KEY, balance bigint NOT NULL CHECK (balance >= 0))");
     AdminExec("INSERT INTO " + schema_ + ".accounts VALUES (1, 100), (2, 100)");
-    conninfo_ = InSchema(dsn_, schema_);
+    conninfo_ = testutil::InSchema(dsn_, schema_);
     xa_ = Open();
     ASSERT_NE(xa_, nullptr);
   }

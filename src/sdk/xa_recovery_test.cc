@@ -24,6 +24,7 @@
 #include "dtx/client.h"
 #include "dtx/xa.h"
 #include "runtime/http.h"
+#include "sdk/test_servers.h"
 
 namespace dtx::sdk {
 namespace {
@@ -239,18 +240,11 @@ TEST_F(RecoveryFakeTest, NothingPreparedIsANoop) {
 class RecoveryPostgresTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const char* env = std::getenv("DTX_PG_DSN");
-    if (env == nullptr || *env == '\0') {
-      FAIL() << "DTX_PG_DSN is not set. Run the tests through scripts/test.sh BUILD_DIR (it starts "
-                "a private server), or start one with `scripts/pg-test-server.sh start DIR` and "
-                "export DTX_PG_DSN=<the DSN it prints>; DTX_PG_DSN=skip skips these tests.";
-    }
-    dsn_ = env;
-    if (dsn_ == "skip") GTEST_SKIP() << "DTX_PG_DSN=skip";
+    testutil::RequireDsn("DTX_PG_DSN", "scripts/pg-test-server.sh", &dsn_);
+    if (dsn_.empty() || IsSkipped()) return;
     admin_ = Connect(dsn_);
     ASSERT_EQ(PQstatus(admin_), CONNECTION_OK) << PQerrorMessage(admin_);
-    std::random_device rd;
-    db_ = "dtx_xarec_" + std::to_string(getpid()) + "_" + std::to_string(rd() % 1000000);
+    db_ = testutil::UniqueName("dtx_xarec");
     Exec(admin_, "CREATE DATABASE " + db_);
     // The last dbname in a key=value string wins.
     conninfo_ = dsn_.find("://") == std::string::npos
