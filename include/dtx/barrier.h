@@ -253,7 +253,9 @@ namespace dtx::sdk {
 // that meets a concurrent uncommitted row waits for it, and the following SELECT sees it.
 // SQL uses $1, $2, ... placeholders; values are sent as text and typed by the server. Errors:
 // connection failures kUnavailable (Begin reconnects a broken connection once), serialization
-// failures and deadlocks kAborted, integrity-constraint violations kAborted (as SQLite), syntax
+// failures, deadlocks and lock timeouts kUnavailable (a transient conflict: retrying the call may
+// succeed; a participant answers "retry", not FAILURE), integrity-constraint violations kAborted
+// (as SQLite), syntax
 // errors, unknown names, bad values and placeholder/value count mismatches kInvalidArgument,
 // anything else kInternal; the message carries the server's message and SQLSTATE. A COMMIT that
 // the server turns into a rollback (the transaction had failed) is kAborted.
@@ -325,18 +327,21 @@ struct MariaDbOptions {
 // A BarrierStore over one MariaDB connection (InnoDB tables; MySQL works the same way). The
 // session runs at READ COMMITTED so that the barrier's SELECT after its insert-ignore sees a row
 // committed by a concurrent call, and its innodb_lock_wait_timeout is two thirds of
-// read_timeout_s, so a lock wait ends with kAborted before the read timeout drops the connection.
+// read_timeout_s, so a lock wait ends with kUnavailable before the read timeout drops the
+// connection.
 // SQL uses `?` placeholders (values are sent as escaped literals; a `?` inside a quoted literal or
 // a comment is text). The barrier table stores create_time as TIMESTAMP(6) (UTC, so purging does
 // not depend on session time zones). Errors: connection lost, refused or too many connections
 // kUnavailable (Begin reconnects a broken connection once), access denied and unknown database
-// kFailedPrecondition, deadlock and lock-wait timeout kAborted, integrity-constraint violations
+// kFailedPrecondition, deadlock and lock-wait timeout kUnavailable (retry the call), integrity-
+// constraint violations
 // (duplicate key, CHECK) kAborted, syntax errors, unknown names, bad values and placeholder/value
 // count mismatches kInvalidArgument, anything else kInternal; messages carry the server's message,
 // error number and SQLSTATE.
 // Unlike PostgreSQL, a failed statement is rolled back alone and the transaction goes on. A
 // deadlock rolls back the whole transaction, and a statement that commits implicitly (DDL) ends
-// it: after either, every further call of that LocalTx fails and Commit returns kAborted.
+// it: after either, every further call of that LocalTx fails and Commit returns kUnavailable
+// (deadlock: retry the call) or kAborted (implicit commit).
 // Thread-safety: one thread at a time per object; open one object per thread for concurrency.
 class MariaDbBarrierStore : public BarrierStore {
  public:

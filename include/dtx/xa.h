@@ -32,7 +32,7 @@
 // naming the setting. MariaDB needs InnoDB tables; XA is on by default.
 //
 // Errors are Status values, mapped as by the barrier stores of the same database (connection
-// problems kUnavailable, deadlocks and lock-wait timeouts kAborted, ...). Every statement is
+// problems, deadlocks and lock-wait timeouts kUnavailable, ...). Every statement is
 // bounded by the connection's timeouts.
 // Thread-safety: an XaResource holds one connection; use it from one thread at a time and open
 // one per thread for concurrency.

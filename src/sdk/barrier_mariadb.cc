@@ -90,6 +90,8 @@ Status MapError(unsigned error, std::string_view sqlstate, std::string_view mess
   msg += ")";
   if (IsConnectionError(error) || error == ER_CON_COUNT_ERROR) return Unavailable(std::move(msg));
   switch (error) {
+    // A conflict or a timeout rolled the work back: the same call may succeed when retried, so
+    // it is not a business failure (which kAborted would tell a participant).
     case ER_LOCK_DEADLOCK:
     case ER_LOCK_WAIT_TIMEOUT:
     case ER_LOCK_ABORTED:
@@ -98,7 +100,7 @@ Status MapError(unsigned error, std::string_view sqlstate, std::string_view mess
     case ER_XA_RBROLLBACK:
     case ER_XA_RBTIMEOUT:
     case ER_XA_RBDEADLOCK:
-      return Aborted(std::move(msg));
+      return Unavailable(std::move(msg) + "; a transient conflict, retry");
     case ER_ACCESS_DENIED_ERROR:
     case ER_BAD_DB_ERROR:
     case ER_OPTION_PREVENTS_STATEMENT:
@@ -113,7 +115,8 @@ Status MapError(unsigned error, std::string_view sqlstate, std::string_view mess
   }
   if (error >= CR_MIN_ERROR && error <= CR_MAX_ERROR) return Internal(std::move(msg));
   std::string_view cls = sqlstate.substr(0, std::min<size_t>(2, sqlstate.size()));
-  if (cls == "23" || sqlstate == "40001") return Aborted(std::move(msg));
+  if (sqlstate == "40001") return Unavailable(std::move(msg) + "; a transient conflict, retry");
+  if (cls == "23") return Aborted(std::move(msg));
   if (cls == "42" || cls == "22" || cls == "21" || cls == "3D") {
     return InvalidArgument(std::move(msg));
   }
@@ -333,6 +336,17 @@ Result<std::optional<std::string>> BarrierReason(MYSQL* conn, std::string_view g
   return std::optional<std::string>(*reason);
 }
 
+namespace {
+
+// After a deadlock the whole call can be retried (kUnavailable); after an implicit commit (DDL
+// inside the transaction) it cannot, and the transaction is reported aborted.
+StatusCode EarlyEndCode(const Status& failure) {
+  return failure.code() == StatusCode::kUnavailable ? StatusCode::kUnavailable
+                                                    : StatusCode::kAborted;
+}
+
+}  // namespace
+
 MariaDbLocalTx::~MariaDbLocalTx() {
   if (open_ && mode_ == Mode::kPlain) (void)Rollback();
 }
@@ -340,8 +354,9 @@ MariaDbLocalTx::~MariaDbLocalTx() {
 Status MariaDbLocalTx::CheckUsable() const {
   if (!open_) return FailedPrecondition("mariadb: local transaction already finished");
   if (failure_) {
-    return Aborted("mariadb: the transaction ended early and was not committed: " +
-                   failure_->message());
+    return Status(
+        EarlyEndCode(*failure_),
+        "mariadb: the transaction ended early and was not committed: " + failure_->message());
   }
   return Status::Ok();
 }
@@ -416,8 +431,9 @@ Status MariaDbLocalTx::Commit() {
     if ((conn_->server_status & SERVER_STATUS_IN_TRANS) != 0) {
       (void)mariadb::Exec(conn_, "ROLLBACK", {}, "rollback");
     }
-    return Aborted("mariadb: commit: the transaction had ended early and was not committed: " +
-                   failure_->message());
+    return Status(EarlyEndCode(*failure_),
+                  "mariadb: commit: the transaction had ended early and was not committed: " +
+                      failure_->message());
   }
   return mariadb::Exec(conn_, "COMMIT", {}, "commit").status();
 }

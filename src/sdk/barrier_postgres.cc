@@ -80,7 +80,12 @@ Status PgError(PGconn* conn, const PGresult* res, std::string_view what) {
   // 08P01 is also how the server reports a placeholder/value count mismatch: a caller error.
   if (code == "08P01") return InvalidArgument(std::move(msg));
   if (cls == "08" || cls == "57") return Unavailable(std::move(msg));
-  if (code == "40001" || code == "40P01" || cls == "23") return Aborted(std::move(msg));
+  // A conflict with another transaction rolled this one back: the same call may succeed when
+  // retried, so it is not a business failure (which kAborted would tell a participant).
+  if (code == "40001" || code == "40P01" || code == "55P03") {
+    return Unavailable(std::move(msg) + "; a transient conflict, retry");
+  }
+  if (cls == "23") return Aborted(std::move(msg));
   if (cls == "42" || cls == "22") return InvalidArgument(std::move(msg));
   if (cls == "53") return ResourceExhausted(std::move(msg));
   if (cls == "XX") return DataLoss(std::move(msg));

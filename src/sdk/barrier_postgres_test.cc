@@ -246,6 +246,35 @@ TEST_F(PostgresBarrierTest, UnreachableServerIsUnavailable) {
 
 // A try holds its row lock while a cancel of the same branch arrives on another connection: the
 // cancel must wait, see the committed try and run the real compensation (not an empty one).
+// A deadlock victim may retry the whole call: kUnavailable, never the kAborted that a participant
+// would answer as FAILURE (a transient conflict must not fail a global transaction).
+TEST_F(PostgresBarrierTest, DeadlockVictimIsUnavailable) {
+  auto other = OpenStore();
+  ASSERT_NE(other, nullptr);
+  auto a = store_->Begin();
+  auto b = other->Begin();
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_TRUE((*a)->Exec("UPDATE accounts SET balance = balance - 1 WHERE id = 1").ok());
+  ASSERT_TRUE((*b)->Exec("UPDATE accounts SET balance = balance - 1 WHERE id = 2").ok());
+  // Both second statements block on each other's row; the server's deadlock detector (after
+  // deadlock_timeout) rolls one of them back and the other goes on.
+  Status a_second;
+  std::thread t([&] {
+    a_second = (*a)->Exec("UPDATE accounts SET balance = balance - 1 WHERE id = 2").status();
+  });
+  Status b_second = (*b)->Exec("UPDATE accounts SET balance = balance - 1 WHERE id = 1").status();
+  t.join();
+  ASSERT_NE(a_second.ok(), b_second.ok()) << a_second.ToString() << " / " << b_second.ToString();
+  const Status& victim_error = a_second.ok() ? b_second : a_second;
+  EXPECT_EQ(victim_error.code(), StatusCode::kUnavailable) << victim_error.ToString();
+  EXPECT_NE(victim_error.message().find("40P01"), std::string::npos) << victim_error.ToString();
+  LocalTx& victim = a_second.ok() ? **b : **a;
+  LocalTx& survivor = a_second.ok() ? **a : **b;
+  EXPECT_FALSE(victim.Commit().ok());
+  ASSERT_TRUE(survivor.Commit().ok());
+  EXPECT_EQ(Balance(1) + Balance(2), 198);
+}
+
 TEST_F(PostgresBarrierTest, CancelRacingAnOpenTryWaitsAndCompensates) {
   auto other = OpenStore();
   ASSERT_NE(other, nullptr);

@@ -30,10 +30,10 @@ using ConnPtr = std::unique_ptr<MYSQL, ConnDeleter>;
 
 // Opens a connection with the options' timeouts, character set utf8mb4, no automatic reconnect,
 // READ COMMITTED as the session's isolation level and innodb_lock_wait_timeout set to two thirds
-// of read_timeout_s (at least 1 s), so that a lock wait ends with kAborted before the read timeout
-// would drop the connection. Errors: kUnavailable if the server cannot be reached or refuses
-// connections (too many, shutting down), kFailedPrecondition for access denied or an unknown
-// database, other mapped errors.
+// of read_timeout_s (at least 1 s), so that a lock wait ends with kUnavailable before the read
+// timeout would drop the connection. Errors: kUnavailable if the server cannot be reached or
+// refuses connections (too many, shutting down), kFailedPrecondition for access denied or an
+// unknown database, other mapped errors.
 Result<ConnPtr> Connect(const MariaDbOptions& options);
 
 // Maps a server or client error number (with the SQLSTATE, may be empty) to a Status whose
@@ -86,7 +86,8 @@ Result<std::optional<std::string>> BarrierReason(MYSQL* conn, std::string_view g
 // rolled the whole transaction back, though the session stays in an explicit transaction), or a
 // statement that committed implicitly (DDL and the like) or left no transaction open. That
 // statement and every later call return an error, and Commit rolls back what is open and returns
-// kAborted, so no later statement is applied on its own. Other failed statements are rolled back
+// kUnavailable after a deadlock (retry the call) or kAborted otherwise, so no later statement is
+// applied on its own. Other failed statements are rolled back
 // alone by the server (MariaDB's rule) and the transaction goes on.
 class MariaDbLocalTx : public LocalTx {
  public:

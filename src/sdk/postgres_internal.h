@@ -5,9 +5,10 @@
 //
 // Error mapping (PgError): connection failures and class 08/57 kUnavailable (08P01 excepted: the
 // server reports a placeholder/value count mismatch with it, so kInvalidArgument), serialization
-// failures, deadlocks and integrity-constraint violations (class 23) kAborted, classes 42 and 22
-// kInvalidArgument, class 53 kResourceExhausted, class XX kDataLoss, anything else kInternal. The
-// message carries `what`, the server's message and the SQLSTATE.
+// failures, deadlocks and lock timeouts kUnavailable (retry), integrity-constraint violations
+// (class 23) kAborted, classes 42 and 22 kInvalidArgument, class 53 kResourceExhausted, class XX
+// kDataLoss, anything else kInternal. The message carries `what`, the server's message and the
+// SQLSTATE.
 //
 // Thread-safety: the functions hold no state; each PGconn is used by one thread at a time.
 #pragma once
