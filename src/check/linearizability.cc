@@ -48,20 +48,24 @@ bool Step(const ModelOp& op, int32_t state, int32_t* next) {
   return false;
 }
 
+uint64_t Mix(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+// The hash is kept incrementally (Zobrist: xor of a random word per linearized operation, mixed
+// with the state), so probing the cache costs no pass over the bitset and no allocation.
 struct CacheKey {
   std::vector<uint64_t> bits;
-  int32_t state;
+  int32_t state = kAbsent;
+  uint64_t hash = 0;
   bool operator==(const CacheKey&) const = default;
 };
 
 struct CacheKeyHash {
-  size_t operator()(const CacheKey& k) const {
-    uint64_t h = 0x9e3779b97f4a7c15ULL ^ static_cast<uint64_t>(k.state);
-    for (uint64_t w : k.bits) {
-      h ^= w + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
-    }
-    return static_cast<size_t>(h);
-  }
+  size_t operator()(const CacheKey& k) const { return static_cast<size_t>(k.hash); }
 };
 
 // A call or return entry of the doubly linked list the search walks; index 0 is the head.
@@ -95,12 +99,15 @@ class KeyChecker {
       m.swapped = o->cas_swapped;
       ops_.push_back(m);
     }
+    DropUnobservedInfoWrites();
   }
 
   KeyVerdict Run() {
     BuildList();
-    const size_t words = (ops_.size() + 63) / 64;
-    std::vector<uint64_t> linearized(words, 0);
+    // probe.bits is the set of operations linearized so far; set_hash its Zobrist hash.
+    CacheKey probe;
+    probe.bits.assign((ops_.size() + 63) / 64, 0);
+    uint64_t set_hash = 0;
     struct Frame {
       int entry;
       int32_t state;
@@ -123,9 +130,12 @@ class KeyChecker {
         const ModelOp& m = ops_[e.op];
         int32_t next_state;
         if (Step(m, state, &next_state)) {
-          std::vector<uint64_t> bits = linearized;
-          bits[e.op / 64] |= uint64_t{1} << (e.op % 64);
-          if (cache.insert(CacheKey{std::move(bits), next_state}).second) {
+          const uint64_t bit = uint64_t{1} << (e.op % 64);
+          probe.bits[e.op / 64] |= bit;
+          probe.state = next_state;
+          probe.hash = set_hash ^ Mix(static_cast<uint64_t>(e.op)) ^ Mix(~uint64_t(next_state));
+          if (!cache.contains(probe)) {
+            cache.insert(probe);
             if (cache.size() > max_states_) {
               return {CheckOutcome::kUnknown,
                       "search budget of " + std::to_string(max_states_) +
@@ -134,12 +144,13 @@ class KeyChecker {
             }
             stack.push_back({entry, state});
             state = next_state;
-            linearized[e.op / 64] |= uint64_t{1} << (e.op % 64);
+            set_hash ^= Mix(static_cast<uint64_t>(e.op));
             if (!m.info) --ok_left;
             Lift(entry);
             entry = entries_[0].next;
             continue;
           }
+          probe.bits[e.op / 64] &= ~bit;
         }
         entry = e.next;
         continue;
@@ -158,7 +169,8 @@ class KeyChecker {
       stack.pop_back();
       const int op = entries_[top.entry].op;
       state = top.state;
-      linearized[op / 64] &= ~(uint64_t{1} << (op % 64));
+      probe.bits[op / 64] &= ~(uint64_t{1} << (op % 64));
+      set_hash ^= Mix(static_cast<uint64_t>(op));
       if (!ops_[op].info) ++ok_left;
       Unlift(top.entry);
       entry = entries_[top.entry].next;
@@ -172,6 +184,30 @@ class KeyChecker {
     auto [it, inserted] = ids_.try_emplace(*v, static_cast<int32_t>(values_.size()));
     if (inserted) values_.push_back(*v);
     return it->second;
+  }
+
+  // An unknown-outcome write or cas w of a value v that no operation observes (no completed
+  // read saw v, no cas expects v) can only matter to a completed "not swapped" cas linearized
+  // after it (any value but the expected one satisfies those), and those complete after w's
+  // invoke. Without such a cas, removing w from a linearization leaves every operation up to the
+  // next write satisfied, so w can be left out. Without this, each such write multiplies the
+  // states to explore by the number of positions it could take.
+  void DropUnobservedInfoWrites() {
+    std::vector<bool> observed(values_.size(), false);
+    uint64_t last_unswapped_complete = 0;
+    bool any_unswapped = false;
+    for (const ModelOp& m : ops_) {
+      if (m.type == OpType::kRead) observed[m.read] = true;
+      if (m.type == OpType::kCas) observed[m.expected] = true;
+      if (m.type == OpType::kCas && !m.info && !m.swapped) {
+        any_unswapped = true;
+        last_unswapped_complete = std::max(last_unswapped_complete, m.source->complete_time);
+      }
+    }
+    std::erase_if(ops_, [&](const ModelOp& m) {
+      return m.info && m.type != OpType::kRead && !observed[m.value] &&
+             (!any_unswapped || last_unswapped_complete < m.source->invoke_time);
+    });
   }
 
   std::string ValueName(int32_t id) const {

@@ -332,6 +332,30 @@ ok 1 read k %s
   }
 }
 
+TEST(LinearizabilityTest, UnreadInfoWriteCanExplainAnUnswappedCas) {
+  // b is never read, but the cas can only have failed if b landed first.
+  EXPECT_TRUE(Check(R"(
+invoke 1 write k a
+ok 1
+invoke 2 write k b
+info 2
+invoke 3 cas k a c
+ok 3 cas k false
+)")
+                  .ok());
+  // Not when the cas completed before b was invoked.
+  EXPECT_EQ(Check(R"(
+invoke 1 write k a
+ok 1
+invoke 3 cas k a c
+ok 3 cas k false
+invoke 2 write k b
+info 2
+)")
+                .outcome,
+            CheckOutcome::kViolation);
+}
+
 TEST(LinearizabilityTest, FailedWriteNeverHappened) {
   EXPECT_EQ(Check(R"(
 invoke 1 write k a
