@@ -98,6 +98,7 @@ TEST(WalTest, AppendReopenRoundTrip) {
   MemEnv env;
   {
     auto w = MustOpen(&env);
+    ASSERT_TRUE(w);
     EXPECT_EQ(w->first_index(), 0u);
     EXPECT_EQ(w->next_index(), 1u);
     ASSERT_OK(AppendRange(*w, 1, 100));
@@ -105,6 +106,7 @@ TEST(WalTest, AppendReopenRoundTrip) {
     ExpectRange(*w, 1, 100);
   }
   auto w = MustOpen(&env);
+  ASSERT_TRUE(w);
   ExpectRange(*w, 1, 100);
   auto tail = w->ReadFrom(90);
   ASSERT_OK(tail);
@@ -150,6 +152,7 @@ TEST(WalTest, ManySegmentsAndReleaseBefore) {
   WalOptions opts;
   opts.segment_bytes = 256;
   auto w = MustOpen(&env, opts);
+  ASSERT_TRUE(w);
   ASSERT_OK(AppendRange(*w, 1, 200, 40));
   ASSERT_OK(w->Sync());
   const size_t before = w->segment_count();
@@ -173,6 +176,7 @@ TEST(WalTest, ManySegmentsAndReleaseBefore) {
   Rand rand(7);
   env.SimulateCrash(rand);
   w = MustOpen(&env, opts);
+  ASSERT_TRUE(w);
   ExpectRange(*w, first2, 200, 40);
   ASSERT_OK(AppendRange(*w, 201, 210, 40));
   ASSERT_OK(w->Sync());
@@ -184,6 +188,7 @@ TEST(WalTest, TruncateThenAppend) {
   WalOptions opts;
   opts.segment_bytes = 200;
   auto w = MustOpen(&env, opts);
+  ASSERT_TRUE(w);
   ASSERT_OK(AppendRange(*w, 1, 50));
   ASSERT_OK(w->Sync());
   ASSERT_OK(w->Truncate(30));
@@ -195,6 +200,7 @@ TEST(WalTest, TruncateThenAppend) {
   Rand rand(3);
   env.SimulateCrash(rand);
   w = MustOpen(&env, opts);
+  ASSERT_TRUE(w);
   auto recs = w->ReadFrom(1);
   ASSERT_OK(recs);
   ASSERT_EQ(recs->size(), 40u);
@@ -209,6 +215,7 @@ TEST(WalTest, TruncateThenAppend) {
   w.reset();
   env.SimulateCrash(rand);
   w = MustOpen(&env, opts);
+  ASSERT_TRUE(w);
   EXPECT_EQ(w->last_index(), 42u);
   // Truncating everything leaves an empty log that remembers where it stopped.
   ASSERT_OK(w->Truncate(1));
@@ -217,6 +224,7 @@ TEST(WalTest, TruncateThenAppend) {
   w.reset();
   env.SimulateCrash(rand);
   w = MustOpen(&env, opts);
+  ASSERT_TRUE(w);
   EXPECT_EQ(w->last_index(), 0u);
   EXPECT_EQ(w->next_index(), 1u);
   ASSERT_OK(AppendRange(*w, 1, 3));
@@ -229,6 +237,7 @@ TEST(WalTest, ResetStartsAtAGivenIndex) {
   WalOptions opts;
   opts.segment_bytes = 200;
   auto w = MustOpen(&env, opts);
+  ASSERT_TRUE(w);
   ASSERT_OK(AppendRange(*w, 1, 30));
   ASSERT_OK(w->Reset(500));
   EXPECT_EQ(w->next_index(), 500u);
@@ -237,6 +246,7 @@ TEST(WalTest, ResetStartsAtAGivenIndex) {
   Rand rand(5);
   env.SimulateCrash(rand);
   w = MustOpen(&env, opts);
+  ASSERT_TRUE(w);
   EXPECT_EQ(w->last_index(), 0u);
   EXPECT_EQ(w->next_index(), 500u);
   auto idx = w->AppendNextAndSync("a");
@@ -248,6 +258,7 @@ TEST(WalTest, ResetStartsAtAGivenIndex) {
   w.reset();
   env.SimulateCrash(rand);
   w = MustOpen(&env, opts);
+  ASSERT_TRUE(w);
   EXPECT_EQ(w->first_index(), 700u);
   EXPECT_EQ(w->last_index(), 701u);
   EXPECT_EQ(Segments(env).size(), 1u);
@@ -261,6 +272,7 @@ TEST(WalTest, CrashLosesExactlyTheUnsyncedSuffix) {
       WalOptions opts;
       opts.segment_bytes = 300;
       auto w = MustOpen(&env, opts);
+      ASSERT_TRUE(w);
       ASSERT_OK(AppendRange(*w, 1, 20));
       ASSERT_OK(w->Sync());
       // A failed sync leaves records 21..30 written to the files but not durable.
@@ -287,6 +299,7 @@ TEST(WalTest, CrashLosesExactlyTheUnsyncedSuffix) {
       ASSERT_OK(w->AppendAndSync(std::vector<RecordView>{{next, Payload(next)}}));
       w.reset();
       w = MustOpen(&env, opts);
+      ASSERT_TRUE(w);
       ExpectRange(*w, 1, next);
     }
   }
@@ -296,6 +309,7 @@ TEST(WalTest, TornLastWriteIsTruncatedAndAppendsContinue) {
   MemEnv env;
   {
     auto w = MustOpen(&env);
+    ASSERT_TRUE(w);
     ASSERT_OK(AppendRange(*w, 1, 10));
     ASSERT_OK(w->Sync());
   }
@@ -317,6 +331,7 @@ TEST(WalTest, TornLastWriteIsTruncatedAndAppendsContinue) {
     ASSERT_OK(w->AppendAndSync(std::vector<RecordView>{{10, Payload(10)}}));
     w.reset();
     w = MustOpen(&env);
+    ASSERT_TRUE(w);
     ExpectRange(*w, 1, 10);
   }
   // A tear made by MemEnv itself: a synced log, then a failed sync of more records, then a
@@ -325,6 +340,7 @@ TEST(WalTest, TornLastWriteIsTruncatedAndAppendsContinue) {
   for (uint64_t seed = 1; seed <= 30; ++seed) {
     MemEnv env2;
     auto w = MustOpen(&env2);
+    ASSERT_TRUE(w);
     ASSERT_OK(AppendRange(*w, 1, 5));
     ASSERT_OK(w->Sync());
     ASSERT_OK(AppendRange(*w, 6, 8));
@@ -354,6 +370,7 @@ TEST(WalTest, CorruptMiddleSegmentIsDataLoss) {
   opts.segment_bytes = 200;
   {
     auto w = MustOpen(&env, opts);
+    ASSERT_TRUE(w);
     ASSERT_OK(AppendRange(*w, 1, 50));
     ASSERT_OK(w->Sync());
   }
@@ -374,6 +391,7 @@ TEST(WalTest, CorruptRecordFollowedByValidOnesIsDataLoss) {
   MemEnv env;
   {
     auto w = MustOpen(&env);
+    ASSERT_TRUE(w);
     ASSERT_OK(AppendRange(*w, 1, 10));
     ASSERT_OK(w->Sync());
   }
@@ -392,6 +410,7 @@ TEST(WalTest, CorruptLastRecordOfLastSegmentIsDropped) {
   opts.segment_bytes = 200;
   {
     auto w = MustOpen(&env, opts);
+    ASSERT_TRUE(w);
     ASSERT_OK(AppendRange(*w, 1, 50));
     ASSERT_OK(w->Sync());
   }
@@ -406,6 +425,7 @@ TEST(WalTest, CorruptLastRecordOfLastSegmentIsDropped) {
   ASSERT_OK(w->AppendAndSync(std::vector<RecordView>{{50, Payload(50)}}));
   w.reset();
   w = MustOpen(&env, opts);
+  ASSERT_TRUE(w);
   ExpectRange(*w, 1, 50);
 }
 
@@ -415,6 +435,7 @@ TEST(WalTest, GapBetweenSegmentsIsDataLoss) {
   opts.segment_bytes = 200;
   {
     auto w = MustOpen(&env, opts);
+    ASSERT_TRUE(w);
     ASSERT_OK(AppendRange(*w, 1, 50));
     ASSERT_OK(w->Sync());
   }
@@ -483,6 +504,7 @@ TEST(WalTest, GroupCommitSharesSyncsAcrossThreads) {
   WalOptions opts;
   opts.segment_bytes = 4096;
   auto w = MustOpen(&env, opts);
+  ASSERT_TRUE(w);
   constexpr int kThreads = 8;
   constexpr int kPerThread = 200;
   std::vector<std::thread> threads;
@@ -510,6 +532,7 @@ TEST(WalTest, GroupCommitSharesSyncsAcrossThreads) {
   Rand rand(11);
   mem.SimulateCrash(rand);
   w = MustOpen(&env, opts);
+  ASSERT_TRUE(w);
   auto recs = w->ReadFrom(1);
   ASSERT_OK(recs);
   ASSERT_EQ(recs->size(), static_cast<size_t>(appends));
@@ -531,6 +554,7 @@ TEST(WalTest, GroupCommitSharesSyncsAcrossThreads) {
 TEST(WalTest, MetaIsAtomicUnderCrash) {
   MemEnv env;
   auto w = MustOpen(&env);
+  ASSERT_TRUE(w);
   EXPECT_CODE(w->LoadMeta("hard"), StatusCode::kNotFound);
   ASSERT_OK(w->SaveMeta("hard", "v1"));
   ASSERT_OK(w->SaveMeta("snap", std::string(10000, 's')));
@@ -543,6 +567,7 @@ TEST(WalTest, MetaIsAtomicUnderCrash) {
     Rand rand(seed);
     env.SimulateCrash(rand);
     w = MustOpen(&env);
+    ASSERT_TRUE(w);
     auto v = w->LoadMeta("hard");
     ASSERT_OK(v);
     EXPECT_EQ(*v, "v1");
@@ -552,11 +577,13 @@ TEST(WalTest, MetaIsAtomicUnderCrash) {
     w.reset();
   }
   w = MustOpen(&env);
+  ASSERT_TRUE(w);
   ASSERT_OK(w->SaveMeta("hard", "v3"));
   w.reset();
   Rand rand(99);
   env.SimulateCrash(rand);
   w = MustOpen(&env);
+  ASSERT_TRUE(w);
   auto v = w->LoadMeta("hard");
   ASSERT_OK(v);
   EXPECT_EQ(*v, "v3");
@@ -576,6 +603,7 @@ TEST(WalTest, BadArguments) {
               StatusCode::kInvalidArgument);
   EXPECT_CODE(Wal::Open(&env, kDir, WalOptions{.initial_index = 0}), StatusCode::kInvalidArgument);
   auto w = MustOpen(&env, WalOptions{.max_record_bytes = 100});
+  ASSERT_TRUE(w);
   EXPECT_CODE(Wal::Open(&env, kDir, {}), StatusCode::kFailedPrecondition);
   EXPECT_CODE(w->Append(0, "x"), StatusCode::kInvalidArgument);
   EXPECT_CODE(w->Append(1, std::string(101, 'x')), StatusCode::kInvalidArgument);
