@@ -1,0 +1,188 @@
+// Elections: ticks, roles, (pre-)vote requests and responses, check-quorum.
+#include <utility>
+
+#include "consensus/raft/raft.h"
+
+namespace dtx::raft {
+
+void RawNode::Tick() {
+  if (role_ == Role::kLeader) {
+    TickHeartbeat();
+  } else {
+    TickElection();
+  }
+}
+
+void RawNode::TickElection() {
+  ++election_elapsed_;
+  if (PastElectionTimeout()) {
+    election_elapsed_ = 0;
+    StartElection(config_.pre_vote);
+  }
+}
+
+void RawNode::TickHeartbeat() {
+  ++heartbeat_elapsed_;
+  ++election_elapsed_;
+  if (election_elapsed_ >= config_.election_tick) {
+    election_elapsed_ = 0;
+    if (config_.check_quorum && !QuorumActive()) {
+      BecomeFollower(term_, kNoNode);
+      return;
+    }
+  }
+  if (heartbeat_elapsed_ >= config_.heartbeat_tick) {
+    heartbeat_elapsed_ = 0;
+    // Repeating the newest pending read's context lets reads complete although earlier
+    // heartbeat rounds were lost.
+    BroadcastHeartbeat(pending_reads_.empty() ? std::string() : pending_reads_.back().context);
+  }
+}
+
+bool RawNode::PastElectionTimeout() const {
+  return election_elapsed_ >= randomized_election_timeout_;
+}
+
+bool RawNode::InLease() const {
+  return config_.check_quorum && lead_ != kNoNode && election_elapsed_ < config_.election_tick;
+}
+
+bool RawNode::QuorumActive() {
+  size_t active = 0;
+  for (auto& [id, pr] : prs_) {
+    if (id == id_ || pr.recent_active) ++active;
+    if (id != id_) pr.recent_active = false;
+  }
+  return active >= Quorum();
+}
+
+void RawNode::ResetRandomizedTimeout() {
+  randomized_election_timeout_ =
+      config_.election_tick +
+      static_cast<int>(rand_.Uniform(static_cast<uint64_t>(config_.election_tick)));
+}
+
+void RawNode::ResetTerm(uint64_t term) {
+  if (term_ != term) {
+    term_ = term;
+    vote_ = kNoNode;
+  }
+  lead_ = kNoNode;
+  election_elapsed_ = 0;
+  heartbeat_elapsed_ = 0;
+  ResetRandomizedTimeout();
+  votes_.clear();
+  const uint64_t last = log_.LastIndex();
+  for (auto& [id, pr] : prs_) {
+    pr = Progress(config_.max_inflight_msgs);
+    pr.next = last + 1;
+    if (id == id_) pr.match = last;
+  }
+  // Reads not yet answered are dropped; their callers time out and retry elsewhere.
+  pending_reads_.clear();
+  reads_before_commit_.clear();
+}
+
+void RawNode::BecomeFollower(uint64_t term, NodeId lead) {
+  ResetTerm(term);
+  lead_ = lead;
+  role_ = Role::kFollower;
+}
+
+void RawNode::BecomePreCandidate() {
+  // Neither term nor vote change: a pre-candidate that loses leaves no trace.
+  votes_.clear();
+  lead_ = kNoNode;
+  role_ = Role::kPreCandidate;
+}
+
+void RawNode::BecomeCandidate() {
+  ResetTerm(term_ + 1);
+  vote_ = id_;
+  role_ = Role::kCandidate;
+}
+
+void RawNode::BecomeLeader() {
+  ResetTerm(term_);
+  lead_ = id_;
+  role_ = Role::kLeader;
+  // Section 8: an entry of the new term lets the leader learn what is committed.
+  AppendEntries({Entry{}});
+}
+
+void RawNode::StartElection(bool pre_vote) {
+  uint64_t vote_term;
+  MessageType type;
+  if (pre_vote) {
+    BecomePreCandidate();
+    vote_term = term_ + 1;
+    type = MessageType::kPreVote;
+  } else {
+    BecomeCandidate();
+    vote_term = term_;
+    type = MessageType::kVote;
+  }
+  votes_[id_] = true;
+  if (Quorum() == 1) {
+    if (pre_vote) {
+      StartElection(false);
+    } else {
+      BecomeLeader();
+    }
+    return;
+  }
+  for (const auto& [id, pr] : prs_) {
+    if (id == id_) continue;
+    Message m;
+    m.type = type;
+    m.to = id;
+    m.term = vote_term;
+    m.index = log_.LastIndex();
+    m.log_term = log_.LastTerm();
+    Send(std::move(m));
+  }
+}
+
+void RawNode::HandleVoteRequest(const Message& m) {
+  const bool pre = m.type == MessageType::kPreVote;
+  // Section 5.2: at most one vote per term, first come first served; a follower that knows a
+  // leader of this term votes for nobody else.
+  const bool can_vote =
+      vote_ == m.from || (vote_ == kNoNode && lead_ == kNoNode) || (pre && m.term > term_);
+  Message resp;
+  resp.type = pre ? MessageType::kPreVoteResp : MessageType::kVoteResp;
+  resp.to = m.from;
+  if (can_vote && log_.IsUpToDate(m.index, m.log_term)) {
+    resp.term = m.term;
+    if (!pre) {
+      election_elapsed_ = 0;
+      vote_ = m.from;
+    }
+  } else {
+    resp.term = term_;
+    resp.reject = true;
+  }
+  Send(std::move(resp));
+}
+
+void RawNode::HandleVoteResponse(const Message& m) {
+  const bool mine = (role_ == Role::kPreCandidate && m.type == MessageType::kPreVoteResp) ||
+                    (role_ == Role::kCandidate && m.type == MessageType::kVoteResp);
+  if (!mine) return;
+  votes_.emplace(m.from, !m.reject);
+  size_t granted = 0;
+  size_t rejected = 0;
+  for (const auto& [id, v] : votes_) (v ? granted : rejected)++;
+  if (granted >= Quorum()) {
+    if (role_ == Role::kPreCandidate) {
+      StartElection(false);
+    } else {
+      BecomeLeader();
+      BroadcastAppend();
+    }
+  } else if (rejected >= Quorum()) {
+    BecomeFollower(term_, kNoNode);
+  }
+}
+
+}  // namespace dtx::raft

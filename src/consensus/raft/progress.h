@@ -1,0 +1,64 @@
+// Progress: the leader's view of one follower's log (etcd's tracker.Progress), and Inflights, the
+// bound on un-acknowledged append messages to it. Internal to the core.
+//
+// States: kProbe - the leader does not know where the follower's log matches; it sends one append
+// at a time and waits for the answer (or a heartbeat response) before sending the next.
+// kReplicate - the logs match up to `match`; the leader streams appends optimistically (next is
+// advanced on send), at most Inflights::capacity() un-acknowledged messages at once.
+// (Snapshot state comes with InstallSnapshot, not in this version.)
+//
+// Thread-safety: not thread-safe (owned by one RawNode).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+
+namespace dtx::raft {
+
+class Inflights {
+ public:
+  explicit Inflights(size_t capacity) : capacity_(capacity) {}
+
+  size_t capacity() const { return capacity_; }
+  size_t count() const { return last_indexes_.size(); }
+  bool Full() const { return last_indexes_.size() >= capacity_; }
+  // Records a message whose last entry is `last_index`. REQUIRES: !Full(), increasing indexes.
+  void Add(uint64_t last_index) { last_indexes_.push_back(last_index); }
+  // Frees every message whose last entry is <= index (it was acknowledged).
+  void FreeLE(uint64_t index);
+  void FreeFirstOne();
+  void Reset() { last_indexes_.clear(); }
+
+ private:
+  size_t capacity_;
+  std::deque<uint64_t> last_indexes_;
+};
+
+struct Progress {
+  enum class State { kProbe, kReplicate };
+
+  explicit Progress(size_t max_inflight) : inflights(max_inflight) {}
+
+  uint64_t match = 0;
+  uint64_t next = 1;
+  State state = State::kProbe;
+  // kProbe: an append is outstanding; wait for its answer or a heartbeat response.
+  bool probe_sent = false;
+  // Heard from within the current election timeout (check-quorum).
+  bool recent_active = false;
+  Inflights inflights;
+
+  bool IsPaused() const;
+  void BecomeProbe();
+  void BecomeReplicate();
+  // An acknowledgement up to n: raises match/next; false if it was stale.
+  bool MaybeUpdate(uint64_t n);
+  // An append of entries up to last_index was sent (entries_sent > 0) or an empty probe.
+  void SentAppend(uint64_t last_index, size_t entries_sent);
+  // The follower rejected an append at `rejected`, suggesting `probe_hint` as the highest index
+  // that may match. Returns false if the rejection is stale (answers an older message).
+  bool MaybeDecrTo(uint64_t rejected, uint64_t probe_hint);
+};
+
+}  // namespace dtx::raft

@@ -1,0 +1,266 @@
+#include "consensus/raft/raft.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <utility>
+
+namespace dtx::raft {
+
+std::string_view MessageTypeName(MessageType t) {
+  switch (t) {
+    case MessageType::kPreVote:
+      return "PreVote";
+    case MessageType::kPreVoteResp:
+      return "PreVoteResp";
+    case MessageType::kVote:
+      return "Vote";
+    case MessageType::kVoteResp:
+      return "VoteResp";
+    case MessageType::kApp:
+      return "App";
+    case MessageType::kAppResp:
+      return "AppResp";
+    case MessageType::kHeartbeat:
+      return "Heartbeat";
+    case MessageType::kHeartbeatResp:
+      return "HeartbeatResp";
+  }
+  return "?";
+}
+
+std::string DescribeMessage(const Message& m) {
+  std::string s(MessageTypeName(m.type));
+  s += " " + std::to_string(m.from) + "->" + std::to_string(m.to) + " t=" + std::to_string(m.term) +
+       " i=" + std::to_string(m.index) + " lt=" + std::to_string(m.log_term) +
+       " n=" + std::to_string(m.entries.size()) + " c=" + std::to_string(m.commit);
+  if (m.reject) s += " reject hint=" + std::to_string(m.reject_hint);
+  if (!m.context.empty()) s += " ctx=" + m.context;
+  return s;
+}
+
+std::string_view RoleName(Role r) {
+  switch (r) {
+    case Role::kFollower:
+      return "follower";
+    case Role::kPreCandidate:
+      return "pre-candidate";
+    case Role::kCandidate:
+      return "candidate";
+    case Role::kLeader:
+      return "leader";
+  }
+  return "?";
+}
+
+Status Config::Validate() const {
+  if (id == kNoNode) return InvalidArgument("raft config: id must be > 0");
+  if (std::find(peers.begin(), peers.end(), id) == peers.end()) {
+    return InvalidArgument("raft config: peers must include the node's own id " +
+                           std::to_string(id));
+  }
+  std::vector<NodeId> sorted = peers;
+  std::sort(sorted.begin(), sorted.end());
+  if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end()) {
+    return InvalidArgument("raft config: duplicate peer id");
+  }
+  if (sorted.front() == kNoNode) return InvalidArgument("raft config: peer id 0 is reserved");
+  if (heartbeat_tick < 1) return InvalidArgument("raft config: heartbeat_tick must be >= 1");
+  if (election_tick <= heartbeat_tick) {
+    return InvalidArgument("raft config: election_tick must be greater than heartbeat_tick");
+  }
+  if (max_inflight_msgs < 1) return InvalidArgument("raft config: max_inflight_msgs must be >= 1");
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<RawNode>> RawNode::Create(const Config& config, const Storage* storage) {
+  DTX_RETURN_IF_ERROR(config.Validate());
+  if (storage == nullptr) return InvalidArgument("raft: storage is null");
+  const HardState hs = storage->InitialState();
+  if (hs.commit > storage->LastIndex()) {
+    return DataLoss("raft: stored commit index " + std::to_string(hs.commit) +
+                    " is beyond the last stored entry " + std::to_string(storage->LastIndex()));
+  }
+  if (config.applied > hs.commit) {
+    return InvalidArgument("raft config: applied " + std::to_string(config.applied) +
+                           " is beyond the stored commit index " + std::to_string(hs.commit));
+  }
+  if (hs.vote != kNoNode &&
+      std::find(config.peers.begin(), config.peers.end(), hs.vote) == config.peers.end()) {
+    return DataLoss("raft: stored vote for " + std::to_string(hs.vote) + " is not a peer");
+  }
+  return std::unique_ptr<RawNode>(new RawNode(config, storage));
+}
+
+RawNode::RawNode(const Config& config, const Storage* storage)
+    : config_(config), rand_(config.seed), storage_(storage), log_(storage), id_(config.id) {
+  for (NodeId p : config.peers) prs_.emplace(p, Progress(config.max_inflight_msgs));
+  const HardState hs = storage->InitialState();
+  term_ = hs.term;
+  vote_ = hs.vote;
+  if (config.applied > 0) log_.AppliedTo(config.applied);
+  BecomeFollower(term_, kNoNode);
+  prev_hard_state_ = HardState{term_, vote_, log_.committed()};
+  prev_soft_state_ = SoftState{lead_, role_};
+}
+
+Status RawNode::Step(const Message& m) {
+  if (m.to != id_) {
+    return InvalidArgument("raft: message for " + std::to_string(m.to) + " delivered to " +
+                           std::to_string(id_));
+  }
+  if (m.from == id_ || !prs_.contains(m.from)) {
+    return InvalidArgument("raft: message from unknown peer " + std::to_string(m.from));
+  }
+  const bool is_vote = m.type == MessageType::kVote || m.type == MessageType::kPreVote;
+  const bool from_leader = m.type == MessageType::kApp || m.type == MessageType::kHeartbeat;
+  if (m.term > term_) {
+    // Leader stickiness: a node that heard from a live leader lately ignores a disruptive
+    // candidate (a partitioned node rejoining with a high term cannot depose it).
+    if (is_vote && InLease()) return Status::Ok();
+    if (m.type == MessageType::kPreVote) {
+      // A pre-vote never changes our term.
+    } else if (m.type == MessageType::kPreVoteResp && !m.reject) {
+      // Granted pre-votes carry the term the pre-candidate would campaign at.
+    } else {
+      BecomeFollower(m.term, from_leader ? m.from : kNoNode);
+    }
+  } else if (m.term < term_) {
+    if ((config_.check_quorum || config_.pre_vote) && from_leader) {
+      // A leader isolated long enough would otherwise never learn its term is over: with
+      // pre-vote, nobody bumps terms in messages it receives.
+      Message resp;
+      resp.type = MessageType::kAppResp;
+      resp.to = m.from;
+      Send(std::move(resp));
+    } else if (m.type == MessageType::kPreVote) {
+      Message resp;
+      resp.type = MessageType::kPreVoteResp;
+      resp.to = m.from;
+      resp.reject = true;
+      Send(std::move(resp));
+    }
+    return Status::Ok();
+  }
+  if (is_vote) {
+    HandleVoteRequest(m);
+    return Status::Ok();
+  }
+  switch (role_) {
+    case Role::kLeader:
+      StepLeader(m);
+      break;
+    case Role::kPreCandidate:
+    case Role::kCandidate:
+      if (from_leader) {
+        BecomeFollower(m.term, m.from);
+        StepFollower(m);
+      } else if (m.type == MessageType::kPreVoteResp || m.type == MessageType::kVoteResp) {
+        HandleVoteResponse(m);
+      }
+      break;
+    case Role::kFollower:
+      StepFollower(m);
+      break;
+  }
+  return Status::Ok();
+}
+
+Result<uint64_t> RawNode::Propose(std::string data) {
+  if (role_ != Role::kLeader) {
+    return FailedPrecondition("raft: node " + std::to_string(id_) + " is not the leader (leader: " +
+                              (lead_ == kNoNode ? std::string("unknown") : std::to_string(lead_)) +
+                              ")");
+  }
+  Entry e;
+  e.data = std::move(data);
+  AppendEntries({std::move(e)});
+  BroadcastAppend();
+  return log_.LastIndex();
+}
+
+Status RawNode::ReadIndex(std::string context) {
+  if (role_ != Role::kLeader) {
+    return FailedPrecondition("raft: node " + std::to_string(id_) +
+                              " is not the leader and cannot serve ReadIndex (leader: " +
+                              (lead_ == kNoNode ? std::string("unknown") : std::to_string(lead_)) +
+                              ")");
+  }
+  if (!CommittedInCurrentTerm()) {
+    // The commit index of a fresh leader may lag what earlier leaders committed.
+    reads_before_commit_.push_back(std::move(context));
+    return Status::Ok();
+  }
+  StartRead(std::move(context));
+  return Status::Ok();
+}
+
+Status RawNode::Campaign() {
+  if (role_ == Role::kLeader) return FailedPrecondition("raft: already the leader");
+  StartElection(config_.pre_vote);
+  return Status::Ok();
+}
+
+bool RawNode::HasReady() const {
+  if (ready_outstanding_) return false;
+  if (SoftState{lead_, role_} != prev_soft_state_) return true;
+  if (HardState{term_, vote_, log_.committed()} != prev_hard_state_) return true;
+  return log_.HasUnstable() || !msgs_.empty() || log_.HasNextCommitted() || !read_states_.empty();
+}
+
+Ready RawNode::Ready() {
+  if (ready_outstanding_) {
+    std::fprintf(stderr, "raft: Ready() called before Advance() of the previous Ready\n");
+    std::abort();
+  }
+  ready_outstanding_ = true;
+  raft::Ready rd;
+  const SoftState ss{lead_, role_};
+  if (ss != prev_soft_state_) rd.soft_state = ss;
+  const HardState hs{term_, vote_, log_.committed()};
+  if (hs != prev_hard_state_) rd.hard_state = hs;
+  rd.entries = log_.UnstableEntries();
+  rd.must_sync =
+      !rd.entries.empty() || hs.term != prev_hard_state_.term || hs.vote != prev_hard_state_.vote;
+  rd.messages = std::move(msgs_);
+  msgs_.clear();
+  if (log_.HasNextCommitted())
+    rd.committed_entries = log_.NextCommitted(config_.max_committed_size_per_ready);
+  rd.read_states = std::move(read_states_);
+  read_states_.clear();
+  return rd;
+}
+
+void RawNode::Advance(const raft::Ready& rd) {
+  ready_outstanding_ = false;
+  if (rd.soft_state) prev_soft_state_ = *rd.soft_state;
+  if (rd.hard_state) prev_hard_state_ = *rd.hard_state;
+  if (!rd.entries.empty()) log_.StableTo(rd.entries.back().index, rd.entries.back().term);
+  if (!rd.committed_entries.empty()) log_.AppliedTo(rd.committed_entries.back().index);
+}
+
+NodeStatus RawNode::GetStatus() const {
+  NodeStatus s;
+  s.id = id_;
+  s.role = role_;
+  s.lead = lead_;
+  s.term = term_;
+  s.vote = vote_;
+  s.commit = log_.committed();
+  s.applied = log_.applied();
+  s.last_index = log_.LastIndex();
+  return s;
+}
+
+const Progress* RawNode::PeerProgress(NodeId peer) const {
+  auto it = prs_.find(peer);
+  return it == prs_.end() ? nullptr : &it->second;
+}
+
+void RawNode::Send(Message m) {
+  m.from = id_;
+  if (m.term == 0) m.term = term_;
+  msgs_.push_back(std::move(m));
+}
+
+}  // namespace dtx::raft

@@ -1,0 +1,225 @@
+// The Raft core: an I/O-free, clock-free consensus state machine in the style of etcd's RawNode.
+//
+// The host drives it with three inputs - Tick() (logical clock), Step(message) (from a peer) and
+// the client calls Propose()/ReadIndex()/Campaign() - and drains its output with Ready()/Advance():
+//
+//   while (node->HasReady()) {
+//     Ready rd = node->Ready();
+//     1. persist rd.hard_state (if set) and append rd.entries to stable storage, fsync if
+//        rd.must_sync  (MemoryStorage: SetHardState + Append);
+//     2. only then send rd.messages (every message may depend on that persist: a vote response on
+//        the persisted vote, an append acknowledgement on the persisted entries);
+//     3. apply rd.committed_entries in order; answer rd.read_states once applied >= their index;
+//     4. node->Advance(rd);
+//   }
+//
+// Features in this version: leader election with randomized timeouts (seeded dtx::Rand),
+// pre-vote, check-quorum with leader stickiness (a node that heard from a leader within the
+// election timeout ignores (pre-)votes), log replication with the log-matching check, fast
+// backtracking (the reject carries a hint index and term), pipelining bounded by
+// max_inflight_msgs, batching bounded by max_size_per_msg, commit only by counting replicas of a
+// current-term entry (figure 8), a no-op entry on election, ReadIndex (leadership confirmed by a
+// heartbeat round; a new leader first commits an entry of its term).
+//
+// NOT in this version: snapshots / InstallSnapshot / log compaction, membership change (the
+// peer set is fixed by Config::peers), leadership transfer, learners, lease reads, forwarding of
+// proposals or ReadIndex from followers (the host forwards; the core refuses with
+// kFailedPrecondition naming the known leader), async storage writes, flow control by bytes in
+// flight or uncommitted size.
+//
+// Thread-safety: a RawNode is not thread-safe; one thread (or strand) drives it.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/rand.h"
+#include "base/status.h"
+#include "consensus/raft/log.h"
+#include "consensus/raft/progress.h"
+#include "consensus/raft/storage.h"
+#include "consensus/raft/types.h"
+
+namespace dtx::raft {
+
+enum class Role : uint8_t { kFollower, kPreCandidate, kCandidate, kLeader };
+std::string_view RoleName(Role r);
+
+struct Config {
+  NodeId id = kNoNode;
+  // All voters, including id. Fixed for the node's life in this version.
+  std::vector<NodeId> peers;
+  // A follower starts an election after a random timeout in [election_tick, 2*election_tick)
+  // ticks without hearing from a leader. REQUIRES election_tick > heartbeat_tick >= 1.
+  int election_tick = 10;
+  int heartbeat_tick = 1;
+  // Upper bound on the entry bytes in one append message (at least one entry is always sent).
+  uint64_t max_size_per_msg = 1 << 20;
+  // Upper bound on un-acknowledged append messages per follower in replicate state. >= 1.
+  size_t max_inflight_msgs = 256;
+  // Upper bound on the entry bytes in one Ready's committed_entries (at least one entry).
+  uint64_t max_committed_size_per_ready = 64ull << 20;
+  bool pre_vote = true;
+  bool check_quorum = true;
+  // Seed for the randomized election timeout; give every node its own.
+  uint64_t seed = 1;
+  // The last index the host's state machine has already applied (0: apply from the start).
+  uint64_t applied = 0;
+
+  // kInvalidArgument naming the first bad field.
+  Status Validate() const;
+};
+
+// A linearizable read may be served once the state machine has applied up to `index`.
+struct ReadState {
+  uint64_t index = 0;
+  std::string context;
+  bool operator==(const ReadState&) const = default;
+};
+
+// Volatile state worth showing (status pages, tests); changes are reported in Ready.
+struct SoftState {
+  NodeId lead = kNoNode;
+  Role role = Role::kFollower;
+  bool operator==(const SoftState&) const = default;
+};
+
+struct Ready {
+  std::optional<SoftState> soft_state;   // set when changed
+  std::optional<HardState> hard_state;   // set when changed; persist before sending
+  std::vector<Entry> entries;            // append to stable storage before sending
+  bool must_sync = false;                // entries or term/vote changed: fsync before sending
+  std::vector<Message> messages;         // send after the persist above
+  std::vector<Entry> committed_entries;  // apply in order (after the persist)
+  std::vector<ReadState> read_states;
+};
+
+struct NodeStatus {
+  NodeId id = kNoNode;
+  Role role = Role::kFollower;
+  NodeId lead = kNoNode;
+  uint64_t term = 0;
+  NodeId vote = kNoNode;
+  uint64_t commit = 0;
+  uint64_t applied = 0;
+  uint64_t last_index = 0;
+};
+
+class RawNode {
+ public:
+  // Builds a node from the config and the state in storage (hard state and stable entries).
+  // kInvalidArgument for a bad config, kDataLoss when the stored hard state is inconsistent with
+  // the stored log. REQUIRES: storage outlives the node.
+  static Result<std::unique_ptr<RawNode>> Create(const Config& config, const Storage* storage);
+
+  RawNode(const RawNode&) = delete;
+  RawNode& operator=(const RawNode&) = delete;
+
+  // Advances the logical clock by one tick (elections, heartbeats, check-quorum).
+  void Tick();
+  // Processes a message from a peer. Stale messages are dropped (Ok). kInvalidArgument when the
+  // message is not addressed to this node or comes from an unknown peer.
+  Status Step(const Message& m);
+  // Appends `data` as a new entry if this node is the leader; returns its index (its term is
+  // GetStatus().term). kFailedPrecondition on a non-leader (the message names the known leader).
+  Result<uint64_t> Propose(std::string data);
+  // Requests a linearizable read tagged with `context` (unique per request); the answer comes
+  // as a ReadState in a later Ready. kFailedPrecondition on a non-leader.
+  Status ReadIndex(std::string context);
+  // Starts an election now (pre-vote first when enabled). kFailedPrecondition on a leader.
+  Status Campaign();
+
+  // True when Ready() has something to do. False while a Ready is taken and not yet Advanced.
+  bool HasReady() const;
+  // REQUIRES: the previous Ready was passed to Advance (aborts otherwise: a host bug).
+  raft::Ready Ready();
+  // Reports that everything in rd was done (persisted, sent, applied).
+  void Advance(const raft::Ready& rd);
+
+  NodeStatus GetStatus() const;
+  NodeId id() const { return id_; }
+  Role role() const { return role_; }
+  NodeId lead() const { return lead_; }
+  uint64_t term() const { return term_; }
+  // Inspection for tests and status pages.
+  const RaftLog& log() const { return log_; }
+  const Progress* PeerProgress(NodeId peer) const;
+
+ private:
+  struct PendingRead {
+    std::string context;
+    uint64_t index = 0;
+    std::set<NodeId> acks;
+  };
+
+  RawNode(const Config& config, const Storage* storage);
+
+  // election.cc
+  void TickElection();
+  void TickHeartbeat();
+  void ResetTerm(uint64_t term);
+  void ResetRandomizedTimeout();
+  void BecomeFollower(uint64_t term, NodeId lead);
+  void BecomePreCandidate();
+  void BecomeCandidate();
+  void BecomeLeader();
+  void StartElection(bool pre_vote);
+  void HandleVoteRequest(const Message& m);
+  void HandleVoteResponse(const Message& m);
+  bool PastElectionTimeout() const;
+  bool InLease() const;
+  bool QuorumActive();
+  size_t Quorum() const { return prs_.size() / 2 + 1; }
+
+  // replication.cc
+  void StepLeader(const Message& m);
+  void StepFollower(const Message& m);
+  void HandleAppend(const Message& m);
+  void HandleHeartbeat(const Message& m);
+  void HandleAppendResponse(const Message& m);
+  void HandleHeartbeatResponse(const Message& m);
+  void AppendEntries(std::vector<Entry> entries);
+  void SendAppend(NodeId to, bool send_if_empty);
+  void BroadcastAppend();
+  void BroadcastHeartbeat(const std::string& context);
+  bool MaybeCommit();
+  bool CommittedInCurrentTerm() const;
+  void StartRead(std::string context);
+  void ReleaseReadsUpTo(size_t count);
+  void Send(Message m);
+
+  Config config_;
+  Rand rand_;
+  const Storage* storage_;
+  RaftLog log_;
+
+  NodeId id_;
+  uint64_t term_ = 0;
+  NodeId vote_ = kNoNode;
+  NodeId lead_ = kNoNode;
+  Role role_ = Role::kFollower;
+  std::map<NodeId, Progress> prs_;  // every voter, self included
+  std::map<NodeId, bool> votes_;
+
+  int election_elapsed_ = 0;
+  int heartbeat_elapsed_ = 0;
+  int randomized_election_timeout_ = 0;
+
+  std::vector<Message> msgs_;
+  std::vector<ReadState> read_states_;
+  std::deque<PendingRead> pending_reads_;         // sent, waiting for a quorum of heartbeat acks
+  std::vector<std::string> reads_before_commit_;  // waiting for the first commit in the term
+
+  HardState prev_hard_state_;
+  SoftState prev_soft_state_;
+  bool ready_outstanding_ = false;
+};
+
+}  // namespace dtx::raft

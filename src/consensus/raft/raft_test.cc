@@ -1,0 +1,480 @@
+// Unit tests of the storage, log and progress pieces, and cluster tests on the in-test harness.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "base/rand.h"
+#include "consensus/raft/log.h"
+#include "consensus/raft/progress.h"
+#include "consensus/raft/raft.h"
+#include "consensus/raft/storage.h"
+#include "consensus/raft/test_cluster.h"
+
+namespace dtx::raft {
+namespace {
+
+using testing::Drain;
+using testing::MustCreate;
+using testing::TestCluster;
+using testing::TestConfig;
+
+Entry E(uint64_t index, uint64_t term, std::string data = "") {
+  Entry e;
+  e.index = index;
+  e.term = term;
+  e.data = std::move(data);
+  return e;
+}
+
+std::vector<Entry> Terms(const std::vector<uint64_t>& terms) {
+  std::vector<Entry> out;
+  for (size_t i = 0; i < terms.size(); ++i) out.push_back(E(i + 1, terms[i]));
+  return out;
+}
+
+TEST(MemoryStorageTest, AppendTruncatesAndRejectsGaps) {
+  MemoryStorage s;
+  ASSERT_TRUE(s.Append(Terms({1, 1, 2})).ok());
+  EXPECT_EQ(s.LastIndex(), 3u);
+  ASSERT_TRUE(s.Append({E(2, 3)}).ok());
+  EXPECT_EQ(s.LastIndex(), 2u);
+  EXPECT_EQ(*s.Term(2), 3u);
+  EXPECT_EQ(s.Append({E(5, 3)}).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.Append({E(3, 3), E(5, 3)}).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.Term(9).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(s.Entries(2, 9, 100).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(MemoryStorageTest, EntriesRespectByteBoundButReturnOne) {
+  MemoryStorage s;
+  ASSERT_TRUE(s.Append({E(1, 1, std::string(100, 'a')), E(2, 1, std::string(100, 'b'))}).ok());
+  EXPECT_EQ(s.Entries(1, 3, 1)->size(), 1u);
+  EXPECT_EQ(s.Entries(1, 3, 1000)->size(), 2u);
+}
+
+TEST(RaftLogTest, UnstableSuffixBecomesStableOnlyWithMatchingTerm) {
+  MemoryStorage s;
+  ASSERT_TRUE(s.Append(Terms({1, 1})).ok());
+  RaftLog log(&s);
+  EXPECT_EQ(log.LastIndex(), 2u);
+  log.Append({E(3, 2), E(4, 2)});
+  EXPECT_EQ(log.UnstableEntries().size(), 2u);
+  log.StableTo(4, 1);  // wrong term: ignored
+  EXPECT_EQ(log.UnstableEntries().size(), 2u);
+  ASSERT_TRUE(s.Append(log.UnstableEntries()).ok());
+  log.StableTo(4, 2);
+  EXPECT_FALSE(log.HasUnstable());
+  EXPECT_EQ(log.LastIndex(), 4u);
+  EXPECT_EQ(log.TermOrZero(3), 2u);
+}
+
+TEST(RaftLogTest, MaybeAppendTruncatesConflictsAndCommitsOnlyWhatMatches) {
+  MemoryStorage s;
+  ASSERT_TRUE(s.Append(Terms({1, 1, 1})).ok());
+  RaftLog log(&s);
+  EXPECT_FALSE(log.MaybeAppend(3, 2, 3, {}).has_value());  // (3, 2) does not match
+  std::optional<uint64_t> last = log.MaybeAppend(1, 1, 10, {E(2, 3)});
+  ASSERT_TRUE(last.has_value());
+  EXPECT_EQ(*last, 2u);
+  EXPECT_EQ(log.LastIndex(), 2u);  // entry 3 of term 1 was dropped
+  EXPECT_EQ(log.committed(), 2u);  // min(leader commit, last new index)
+  EXPECT_EQ(log.TermOrZero(2), 3u);
+  // The replacement reaches storage through the unstable suffix.
+  ASSERT_TRUE(s.Append(log.UnstableEntries()).ok());
+  log.StableTo(2, 3);
+  EXPECT_EQ(s.LastIndex(), 2u);
+}
+
+TEST(RaftLogTest, FindConflictByTerm) {
+  MemoryStorage s;
+  ASSERT_TRUE(s.Append(Terms({1, 1, 2, 2, 4, 4})).ok());
+  RaftLog log(&s);
+  EXPECT_EQ(log.FindConflictByTerm(6, 3), std::make_pair(uint64_t{4}, uint64_t{2}));
+  EXPECT_EQ(log.FindConflictByTerm(6, 1), std::make_pair(uint64_t{2}, uint64_t{1}));
+  EXPECT_EQ(log.FindConflictByTerm(6, 0), std::make_pair(uint64_t{0}, uint64_t{0}));
+  EXPECT_EQ(log.FindConflictByTerm(9, 5), std::make_pair(uint64_t{6}, uint64_t{4}));
+}
+
+TEST(ProgressTest, ProbeAcceptsOnlyTheLatestRejection) {
+  Progress pr(4);
+  pr.next = 10;
+  EXPECT_FALSE(pr.MaybeDecrTo(5, 3));  // not the probe at next-1 = 9
+  EXPECT_TRUE(pr.MaybeDecrTo(9, 3));
+  EXPECT_EQ(pr.next, 4u);
+  pr.match = 6;
+  pr.BecomeReplicate();
+  EXPECT_FALSE(pr.MaybeDecrTo(6, 0));  // at or below match: stale
+  for (uint64_t i = 7; i < 11; ++i) pr.SentAppend(i, 1);
+  EXPECT_TRUE(pr.IsPaused());
+  pr.inflights.FreeLE(8);
+  EXPECT_FALSE(pr.IsPaused());
+  EXPECT_EQ(pr.inflights.count(), 2u);
+}
+
+TEST(ConfigTest, RejectsBadConfigsWithClearErrors) {
+  MemoryStorage s;
+  Config c = TestConfig(1, 3);
+  c.id = 0;
+  EXPECT_EQ(RawNode::Create(c, &s).status().code(), StatusCode::kInvalidArgument);
+  c = TestConfig(4, 3);
+  EXPECT_EQ(RawNode::Create(c, &s).status().code(), StatusCode::kInvalidArgument);
+  c = TestConfig(1, 3);
+  c.election_tick = 1;
+  EXPECT_EQ(RawNode::Create(c, &s).status().code(), StatusCode::kInvalidArgument);
+  c = TestConfig(1, 3);
+  c.peers.push_back(2);
+  EXPECT_EQ(RawNode::Create(c, &s).status().code(), StatusCode::kInvalidArgument);
+  c = TestConfig(1, 3);
+  c.applied = 5;
+  EXPECT_EQ(RawNode::Create(c, &s).status().code(), StatusCode::kInvalidArgument);
+  s.SetHardState(HardState{2, 1, 7});
+  Result<std::unique_ptr<RawNode>> r = RawNode::Create(TestConfig(1, 3), &s);
+  EXPECT_EQ(r.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(r.status().message().find("beyond the last stored entry"), std::string::npos);
+  EXPECT_EQ(RawNode::Create(TestConfig(1, 3), nullptr).status().code(),
+            StatusCode::kInvalidArgument);
+}
+
+TEST(RawNodeTest, MessagesFromStrangersAreRefused) {
+  MemoryStorage s;
+  auto n = MustCreate(TestConfig(1, 3), &s);
+  Message m;
+  m.type = MessageType::kHeartbeat;
+  m.from = 9;
+  m.to = 1;
+  m.term = 1;
+  EXPECT_EQ(n->Step(m).code(), StatusCode::kInvalidArgument);
+  m.from = 2;
+  m.to = 3;
+  EXPECT_EQ(n->Step(m).code(), StatusCode::kInvalidArgument);
+}
+
+TEST(RawNodeTest, RestartRecoversTermVoteAndLog) {
+  MemoryStorage s;
+  {
+    auto n = MustCreate(TestConfig(1, 1), &s);
+    ASSERT_TRUE(n->Campaign().ok());
+    ASSERT_TRUE(n->Propose("x").ok());
+    Drain(*n, s);
+  }
+  auto n = MustCreate(TestConfig(1, 1), &s);
+  EXPECT_EQ(n->term(), 1u);
+  EXPECT_EQ(n->GetStatus().vote, 1u);
+  EXPECT_EQ(n->log().LastIndex(), 2u);
+  EXPECT_EQ(n->log().committed(), 2u);
+  std::vector<Entry> applied;
+  Drain(*n, s, &applied);
+  ASSERT_EQ(applied.size(), 2u);
+  EXPECT_EQ(applied[1].data, "x");
+}
+
+TEST(RawNodeTest, ProposalOnFollowerIsRefusedNamingTheLeader) {
+  TestCluster c(3);
+  NodeId leader = c.WaitLeader();
+  ASSERT_NE(leader, kNoNode);
+  NodeId follower = leader % 3 + 1;
+  Result<uint64_t> r = c.node(follower).Propose("x");
+  EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(r.status().message().find("leader: " + std::to_string(leader)), std::string::npos);
+  EXPECT_EQ(c.node(follower).ReadIndex("r").code(), StatusCode::kFailedPrecondition);
+}
+
+class InitialElectionTest : public ::testing::TestWithParam<size_t> {};
+
+TEST_P(InitialElectionTest, ElectsExactlyOneLeaderFollowedByAll) {
+  const size_t n = GetParam();
+  TestCluster c(n, 3);
+  NodeId leader = c.WaitLeader();
+  ASSERT_NE(leader, kNoNode);
+  c.DeliverAll();
+  size_t leaders = 0;
+  for (NodeId id = 1; id <= n; ++id) {
+    if (c.node(id).role() == Role::kLeader) ++leaders;
+    EXPECT_EQ(c.node(id).term(), c.node(leader).term());
+  }
+  EXPECT_EQ(leaders, 1u);
+  // Stays put while the network is fine: no election in 50 more ticks.
+  const uint64_t term = c.node(leader).term();
+  for (int t = 0; t < 50; ++t) {
+    c.TickAll();
+    c.DeliverAll();
+  }
+  EXPECT_EQ(c.node(leader).term(), term);
+  EXPECT_EQ(c.node(leader).role(), Role::kLeader);
+  EXPECT_FALSE(c.election_safety_violated());
+}
+
+INSTANTIATE_TEST_SUITE_P(Sizes, InitialElectionTest, ::testing::Values(3, 5));
+
+TEST(ClusterTest, ReElectionAfterLeaderIsolation) {
+  TestCluster c(3, 5);
+  NodeId old = c.WaitLeader();
+  ASSERT_NE(old, kNoNode);
+  const uint64_t old_term = c.node(old).term();
+  c.Isolate(old);
+  NodeId fresh = c.WaitLeader(500, old);
+  ASSERT_NE(fresh, kNoNode);
+  EXPECT_NE(fresh, old);
+  EXPECT_GT(c.node(fresh).term(), old_term);
+  // Check-quorum: the isolated leader steps down on its own within two election timeouts.
+  for (int t = 0; t < 20; ++t) {
+    c.TickAll();
+    c.DeliverAll();
+  }
+  EXPECT_EQ(c.node(old).term(), old_term);
+  EXPECT_NE(c.node(old).role(), Role::kLeader);
+  c.Heal();
+  for (int t = 0; t < 20; ++t) {
+    c.TickAll();
+    c.DeliverAll();
+  }
+  EXPECT_EQ(c.node(old).lead(), fresh);
+  c.ProposeAndSettle(fresh, "after");
+  EXPECT_EQ(c.applied(old).back().data, "after");
+  EXPECT_TRUE(c.AppliedArePrefixes());
+  EXPECT_FALSE(c.election_safety_violated());
+}
+
+TEST(ClusterTest, BasicAgreementOf100Proposals) {
+  TestCluster c(3, 7);
+  NodeId leader = c.WaitLeader();
+  ASSERT_NE(leader, kNoNode);
+  for (int i = 0; i < 100; ++i) {
+    uint64_t index = c.ProposeAndSettle(leader, "v" + std::to_string(i));
+    for (NodeId id = 1; id <= 3; ++id) {
+      ASSERT_FALSE(c.applied(id).empty());
+      EXPECT_EQ(c.applied(id).back().index, index);
+      EXPECT_EQ(c.applied(id).back().data, "v" + std::to_string(i));
+    }
+  }
+  EXPECT_TRUE(c.AppliedArePrefixes());
+}
+
+TEST(ClusterTest, FollowerFailureAndRejoinCatchesUp) {
+  TestCluster c(3, 9);
+  NodeId leader = c.WaitLeader();
+  ASSERT_NE(leader, kNoNode);
+  NodeId f = leader % 3 + 1;
+  c.ProposeAndSettle(leader, "before");
+  c.Isolate(f);
+  for (int i = 0; i < 20; ++i) c.ProposeAndSettle(leader, "during" + std::to_string(i));
+  // Two of three still commit.
+  EXPECT_EQ(c.applied(leader).back().data, "during19");
+  EXPECT_EQ(c.applied(f).back().data, "before");
+  // The failed follower also crashes and restarts with what it had persisted.
+  c.Start(f);
+  c.Heal();
+  for (int t = 0; t < 30 && c.applied(f).size() < c.applied(leader).size(); ++t) {
+    c.TickAll();
+    c.DeliverAll();
+  }
+  EXPECT_EQ(c.applied(f).back().data, "during19");
+  EXPECT_EQ(c.node(leader).role(), Role::kLeader);
+  EXPECT_TRUE(c.AppliedArePrefixes());
+}
+
+TEST(ClusterTest, FastBackupOverFiftyDivergentEntries) {
+  TestCluster c(5, 11);
+  NodeId l1 = c.WaitLeader();
+  ASSERT_NE(l1, kNoNode);
+  c.ProposeAndSettle(l1, "common");
+  // l1 and one follower go to a minority; they take 50 entries that never commit.
+  NodeId a = l1 % 5 + 1;
+  for (NodeId x : {l1, a}) {
+    for (NodeId y = 1; y <= 5; ++y) {
+      if (y != l1 && y != a) c.Cut(x, y);
+    }
+  }
+  for (int i = 0; i < 50; ++i) c.ProposeAndSettle(l1, "lost" + std::to_string(i));
+  NodeId l2 = c.WaitLeader(500, l1);
+  ASSERT_NE(l2, kNoNode);
+  ASSERT_NE(l2, l1);
+  ASSERT_NE(l2, a);
+  for (int i = 0; i < 50; ++i) c.ProposeAndSettle(l2, "kept" + std::to_string(i));
+  EXPECT_EQ(c.node(a).log().LastIndex(), c.node(l2).log().LastIndex() - 1);
+  size_t rejects = 0;
+  c.on_deliver = [&](const Message& m) {
+    if (m.type == MessageType::kAppResp && m.reject) ++rejects;
+  };
+  c.Heal();
+  for (int t = 0; t < 30 && (c.applied(a).size() < c.applied(l2).size() ||
+                             c.applied(l1).size() < c.applied(l2).size());
+       ++t) {
+    c.TickAll();
+    c.DeliverAll();
+  }
+  EXPECT_EQ(c.applied(a).back().data, "kept49");
+  EXPECT_EQ(c.applied(l1).back().data, "kept49");
+  // Entry-by-entry backtracking would take ~50 round trips per node.
+  EXPECT_LE(rejects, 4u);
+  EXPECT_TRUE(c.AppliedArePrefixes());
+}
+
+TEST(ClusterTest, BatchingBoundsMessageBytes) {
+  TestCluster c(3, 13, [](Config& cfg) { cfg.max_size_per_msg = 200; });
+  NodeId leader = c.WaitLeader();
+  ASSERT_NE(leader, kNoNode);
+  NodeId f = leader % 3 + 1;
+  c.Isolate(f);
+  for (int i = 0; i < 30; ++i) c.ProposeAndSettle(leader, std::string(50, 'x'));
+  size_t max_entries = 0;
+  c.on_deliver = [&](const Message& m) {
+    if (m.type != MessageType::kApp || m.to != f) return;
+    uint64_t bytes = 0;
+    for (const Entry& e : m.entries) bytes += EntrySize(e);
+    if (m.entries.size() > 1) {
+      EXPECT_LE(bytes, 200u);
+    }
+    max_entries = std::max(max_entries, m.entries.size());
+  };
+  c.Heal();
+  for (int t = 0; t < 30 && c.applied(f).size() < c.applied(leader).size(); ++t) {
+    c.TickAll();
+    c.DeliverAll();
+  }
+  EXPECT_EQ(c.applied(f).size(), c.applied(leader).size());
+  EXPECT_EQ(max_entries, 2u);  // 2 * 74 bytes fit in 200, 3 do not
+}
+
+TEST(ClusterTest, PipeliningStopsAtTheInflightBound) {
+  TestCluster c(3, 15, [](Config& cfg) { cfg.max_inflight_msgs = 4; });
+  NodeId leader = c.WaitLeader();
+  ASSERT_NE(leader, kNoNode);
+  c.ProposeAndSettle(leader, "warmup");  // followers are in replicate state now
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(c.node(leader).Propose("p" + std::to_string(i)).ok());
+  c.Process(leader);
+  std::map<NodeId, size_t> apps;
+  for (const Message& m : c.queue()) {
+    if (m.type == MessageType::kApp) ++apps[m.to];
+  }
+  for (NodeId id = 1; id <= 3; ++id) {
+    if (id != leader) {
+      EXPECT_EQ(apps[id], 4u) << "to " << id;
+    }
+  }
+  c.DeliverAll();
+  for (NodeId id = 1; id <= 3; ++id) EXPECT_EQ(c.applied(id).back().data, "p9");
+}
+
+TEST(ReadIndexTest, LeaderAnswersAfterAHeartbeatQuorum) {
+  TestCluster c(3, 17);
+  NodeId leader = c.WaitLeader();
+  ASSERT_NE(leader, kNoNode);
+  uint64_t index = c.ProposeAndSettle(leader, "w");
+  ASSERT_TRUE(c.node(leader).ReadIndex("r1").ok());
+  c.Process(leader);
+  EXPECT_TRUE(c.reads(leader).empty());  // not before the heartbeat round
+  c.DeliverAll();
+  ASSERT_EQ(c.reads(leader).size(), 1u);
+  EXPECT_EQ(c.reads(leader)[0], (ReadState{index, "r1"}));
+}
+
+TEST(ReadIndexTest, IsolatedLeaderNeverAnswers) {
+  TestCluster c(3, 19);
+  NodeId leader = c.WaitLeader();
+  ASSERT_NE(leader, kNoNode);
+  c.Isolate(leader);
+  ASSERT_TRUE(c.node(leader).ReadIndex("stale?").ok());
+  for (int t = 0; t < 40; ++t) {
+    c.TickAll();
+    c.DeliverAll();
+  }
+  EXPECT_TRUE(c.reads(leader).empty());
+}
+
+TEST(ReadIndexTest, NewLeaderWaitsForAnEntryOfItsTerm) {
+  TestCluster c(3, 21);
+  ASSERT_TRUE(c.node(1).Campaign().ok());
+  c.Process(1);
+  std::vector<Message> held;
+  for (int k = 0; k < 1000 && !c.queue().empty(); ++k) {
+    Message m = c.queue().front();
+    c.queue().pop_front();
+    if (m.type == MessageType::kApp) {
+      held.push_back(m);
+    } else {
+      c.Deliver(m);
+    }
+  }
+  ASSERT_EQ(c.node(1).role(), Role::kLeader);
+  const uint64_t noop = c.node(1).log().LastIndex();
+  ASSERT_TRUE(c.node(1).ReadIndex("early").ok());
+  c.Process(1);
+  c.DeliverAll();
+  EXPECT_TRUE(c.reads(1).empty());
+  for (const Message& m : held) c.Deliver(m);
+  c.DeliverAll();
+  ASSERT_EQ(c.reads(1).size(), 1u);
+  EXPECT_EQ(c.reads(1)[0].context, "early");
+  EXPECT_GE(c.reads(1)[0].index, noop);
+}
+
+// Randomized runs: messages are reordered, dropped and duplicated, nodes are partitioned and
+// restarted, proposals arrive at random; every run checks election safety (at most one leader
+// per term), state-machine safety (applied sequences are prefixes of each other) and, after the
+// faults stop, that the cluster still commits.
+TEST(RandomizedTest, SafetyUnderDropsReorderPartitionsAndRestarts) {
+  for (uint64_t seed = 0; seed < 200; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    Rand rng(seed);
+    const size_t n = seed % 2 == 0 ? 3 : 5;
+    TestCluster c(n, seed);
+    int proposals = 0;
+    for (int step = 0; step < 3000; ++step) {
+      const uint64_t r = rng.Uniform(100);
+      const NodeId id = 1 + rng.Uniform(n);
+      if (r < 30) {
+        c.node(id).Tick();
+        c.Process(id);
+      } else if (r < 80) {
+        if (c.queue().empty()) continue;
+        const size_t k = rng.Uniform(c.queue().size());
+        Message m = c.queue()[k];
+        c.queue().erase(c.queue().begin() + static_cast<std::ptrdiff_t>(k));
+        if (rng.Chance(0.1)) continue;
+        c.Deliver(m);
+        if (rng.Chance(0.05)) c.Deliver(m);
+      } else if (r < 90) {
+        if (c.node(id).role() == Role::kLeader) {
+          ASSERT_TRUE(c.node(id).Propose("s" + std::to_string(proposals++)).ok());
+          c.Process(id);
+        }
+      } else if (r < 93) {
+        if (rng.Chance(0.5)) {
+          c.Isolate(id);
+        } else {
+          c.Heal();
+        }
+      } else if (r < 94) {
+        c.Start(id);
+      } else {
+        c.TickAll();
+      }
+      ASSERT_FALSE(c.election_safety_violated());
+    }
+    ASSERT_TRUE(c.AppliedArePrefixes());
+    c.Heal();
+    NodeId leader = c.WaitLeader(1000);
+    ASSERT_NE(leader, kNoNode);
+    c.ProposeAndSettle(leader, "final");
+    for (int t = 0; t < 100; ++t) {
+      bool all = true;
+      for (NodeId x = 1; x <= n; ++x) {
+        all = all && !c.applied(x).empty() && c.applied(x).back().data == "final";
+      }
+      if (all) break;
+      c.TickAll();
+      c.DeliverAll();
+    }
+    for (NodeId x = 1; x <= n; ++x) {
+      ASSERT_FALSE(c.applied(x).empty());
+      EXPECT_EQ(c.applied(x).back().data, "final") << "node " << x;
+    }
+    ASSERT_TRUE(c.AppliedArePrefixes());
+    ASSERT_FALSE(c.election_safety_violated());
+  }
+}
+
+}  // namespace
+}  // namespace dtx::raft
