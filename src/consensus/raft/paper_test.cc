@@ -1,0 +1,564 @@
+// One test per rule of the Raft paper (Ongaro & Ousterhout, "In Search of an Understandable
+// Consensus Algorithm (Extended Version)"), the sentence quoted above each test. Single nodes
+// are driven by hand with Step/Tick; figure 7 uses the cluster harness.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "consensus/raft/raft.h"
+#include "consensus/raft/test_cluster.h"
+
+namespace dtx::raft {
+namespace {
+
+using testing::Drain;
+using testing::MustCreate;
+using testing::TestCluster;
+using testing::TestConfig;
+
+std::vector<Entry> Terms(const std::vector<uint64_t>& terms) {
+  std::vector<Entry> out;
+  for (size_t i = 0; i < terms.size(); ++i) {
+    Entry e;
+    e.index = i + 1;
+    e.term = terms[i];
+    out.push_back(e);
+  }
+  return out;
+}
+
+Message Msg(MessageType type, NodeId from, NodeId to, uint64_t term) {
+  Message m;
+  m.type = type;
+  m.from = from;
+  m.to = to;
+  m.term = term;
+  return m;
+}
+
+// A single node under test with its storage; plain Raft (no pre-vote, no check-quorum) unless
+// the test turns them on.
+struct Solo {
+  explicit Solo(size_t n = 3, std::vector<uint64_t> log_terms = {}, HardState hs = {},
+                bool pre_vote = false, bool check_quorum = false, uint64_t seed = 1) {
+    EXPECT_TRUE(storage.Append(Terms(log_terms)).ok());
+    storage.SetHardState(hs);
+    Config c = TestConfig(1, n, seed);
+    c.pre_vote = pre_vote;
+    c.check_quorum = check_quorum;
+    node = MustCreate(c, &storage);
+    peers = n;
+  }
+  std::vector<Message> Drain() { return testing::Drain(*node, storage, &applied); }
+  void Step(const Message& m) { ASSERT_TRUE(node->Step(m).ok()); }
+  // Campaigns and collects grants from peers 2..quorum, ending as leader.
+  void MakeLeader() {
+    ASSERT_TRUE(node->Campaign().ok());
+    Drain();
+    for (NodeId p = 2; p <= peers / 2 + 1; ++p) {
+      Step(Msg(MessageType::kVoteResp, p, 1, node->term()));
+    }
+    ASSERT_EQ(node->role(), Role::kLeader);
+  }
+
+  MemoryStorage storage;
+  std::unique_ptr<RawNode> node;
+  std::vector<Entry> applied;
+  size_t peers = 3;
+};
+
+std::unique_ptr<Solo> MakeSolo(size_t n, std::vector<uint64_t> log_terms = {}, HardState hs = {}) {
+  return std::make_unique<Solo>(n, std::move(log_terms), hs);
+}
+
+std::vector<Message> OfType(const std::vector<Message>& msgs, MessageType t) {
+  std::vector<Message> out;
+  for (const Message& m : msgs) {
+    if (m.type == t) out.push_back(m);
+  }
+  return out;
+}
+
+// 5.1: "If one server's current term is smaller than the other's, then it updates its current
+// term to the larger value. If a candidate or leader discovers that its term is out of date, it
+// immediately reverts to follower state."
+TEST(PaperElectionTest, HigherTermTurnsAnyRoleIntoFollower) {
+  for (Role start : {Role::kFollower, Role::kCandidate, Role::kLeader}) {
+    auto s = MakeSolo(3);
+    if (start == Role::kCandidate) {
+      ASSERT_TRUE(s->node->Campaign().ok());
+    }
+    if (start == Role::kLeader) s->MakeLeader();
+    s->Drain();
+    s->Step(Msg(MessageType::kApp, 2, 1, 5));
+    EXPECT_EQ(s->node->term(), 5u) << RoleName(start);
+    EXPECT_EQ(s->node->role(), Role::kFollower) << RoleName(start);
+    EXPECT_EQ(s->node->lead(), 2u);
+  }
+}
+
+// 5.1: "If a server receives a request with a stale term number, it rejects the request."
+TEST(PaperElectionTest, StaleTermRequestsAreRejected) {
+  auto s = MakeSolo(3, {}, HardState{2, kNoNode, 0});
+  s->Step(Msg(MessageType::kApp, 2, 1, 1));
+  s->Step(Msg(MessageType::kVote, 3, 1, 1));
+  EXPECT_EQ(s->node->term(), 2u);
+  EXPECT_EQ(s->node->lead(), kNoNode);
+  EXPECT_TRUE(s->Drain().empty());
+  // With pre-vote/check-quorum the stale leader is told the newer term instead.
+  Solo q(3, {}, HardState{2, kNoNode, 0}, true, true);
+  q.Step(Msg(MessageType::kApp, 2, 1, 1));
+  std::vector<Message> out = q.Drain();
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].type, MessageType::kAppResp);
+  EXPECT_EQ(out[0].term, 2u);
+}
+
+// 5.2: "When servers start up, they begin as followers."
+TEST(PaperElectionTest, StartAsFollower) {
+  auto s = MakeSolo(3);
+  EXPECT_EQ(s->node->role(), Role::kFollower);
+  EXPECT_EQ(s->node->term(), 0u);
+}
+
+// 5.2: "Leaders send periodic heartbeats (AppendEntries RPCs that carry no log entries) to all
+// followers in order to maintain their authority."
+TEST(PaperElectionTest, LeaderSendsHeartbeatsEveryHeartbeatTick) {
+  auto s = MakeSolo(3);
+  s->MakeLeader();
+  s->Drain();
+  s->node->Tick();
+  std::vector<Message> hb = OfType(s->Drain(), MessageType::kHeartbeat);
+  ASSERT_EQ(hb.size(), 2u);
+  std::set<NodeId> to;
+  for (const Message& m : hb) {
+    to.insert(m.to);
+    EXPECT_TRUE(m.entries.empty());
+    EXPECT_EQ(m.term, s->node->term());
+  }
+  EXPECT_EQ(to, (std::set<NodeId>{2, 3}));
+}
+
+// 5.2: "If a follower receives no communication over a period of time called the election
+// timeout, then it ... begins an election ... increments its current term and transitions to
+// candidate state. It then votes for itself and issues RequestVote RPCs in parallel to each of
+// the other servers in the cluster." And: a candidate that neither wins nor loses "will time out
+// and start a new election by incrementing its term".
+TEST(PaperElectionTest, TimeoutStartsAnElection) {
+  auto s = MakeSolo(3, {1, 1}, HardState{1, kNoNode, 0});
+  for (uint64_t round = 1; round <= 2; ++round) {
+    std::vector<Message> votes;
+    // Any timeout is below 2 * election_tick.
+    for (int t = 0; t < 20 && votes.empty(); ++t) {
+      s->node->Tick();
+      votes = OfType(s->Drain(), MessageType::kVote);
+    }
+    EXPECT_EQ(s->node->role(), Role::kCandidate);
+    EXPECT_EQ(s->node->GetStatus().vote, 1u);
+    ASSERT_EQ(votes.size(), 2u);
+    EXPECT_EQ(s->node->term(), 1 + round);
+    for (const Message& m : votes) {
+      EXPECT_EQ(m.index, 2u);
+      EXPECT_EQ(m.log_term, 1u);
+      EXPECT_EQ(m.term, s->node->term());
+    }
+  }
+}
+
+// 5.2: "A candidate wins an election if it receives votes from a majority of the servers in the
+// full cluster for the same term." Otherwise it loses (a majority rejects) or the outcome is open.
+TEST(PaperElectionTest, ElectionOutcomeInOneRound) {
+  struct Case {
+    size_t n;
+    std::map<NodeId, bool> votes;
+    Role want;
+  };
+  const std::vector<Case> cases = {
+      {1, {}, Role::kLeader},
+      {3, {{2, true}}, Role::kLeader},
+      {3, {{2, true}, {3, true}}, Role::kLeader},
+      {5, {{2, true}, {3, true}}, Role::kLeader},
+      {3, {{2, false}, {3, false}}, Role::kFollower},
+      {5, {{2, true}, {3, false}, {4, false}, {5, false}}, Role::kFollower},
+      {3, {}, Role::kCandidate},
+      {5, {{2, true}}, Role::kCandidate},
+      {5, {{2, false}, {3, false}}, Role::kCandidate},
+  };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    auto s = MakeSolo(cases[i].n);
+    ASSERT_TRUE(s->node->Campaign().ok());
+    s->Drain();
+    for (const auto& [p, grant] : cases[i].votes) {
+      Message m = Msg(MessageType::kVoteResp, p, 1, 1);
+      m.reject = !grant;
+      s->Step(m);
+    }
+    EXPECT_EQ(s->node->role(), cases[i].want) << "case " << i;
+    EXPECT_EQ(s->node->term(), 1u) << "case " << i;
+  }
+}
+
+// 5.2: "Each server will vote for at most one candidate in a given term, on a
+// first-come-first-served basis."
+TEST(PaperElectionTest, VoteAtMostOncePerTerm) {
+  struct Case {
+    NodeId voted;
+    NodeId candidate;
+    bool reject;
+  };
+  for (const Case& c : std::vector<Case>{
+           {kNoNode, 2, false}, {2, 2, false}, {3, 3, false}, {2, 3, true}, {3, 2, true}}) {
+    auto s = MakeSolo(3, {}, HardState{1, c.voted, 0});
+    s->Step(Msg(MessageType::kVote, c.candidate, 1, 1));
+    std::vector<Message> out = s->Drain();
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0].type, MessageType::kVoteResp);
+    EXPECT_EQ(out[0].reject, c.reject) << c.voted << " asked by " << c.candidate;
+    // The vote reaches stable storage in the same Ready that carries the response.
+    if (!c.reject) {
+      EXPECT_EQ(s->storage.InitialState().vote, c.candidate);
+    }
+  }
+}
+
+// 5.2: "While waiting for votes, a candidate may receive an AppendEntries RPC from another server
+// claiming to be leader. If the leader's term ... is at least as large as the candidate's
+// current term, then the candidate recognizes the leader as legitimate and returns to follower
+// state."
+TEST(PaperElectionTest, CandidateFallsBackToALegitimateLeader) {
+  for (uint64_t term : {1, 2}) {
+    auto s = MakeSolo(3);
+    ASSERT_TRUE(s->node->Campaign().ok());
+    ASSERT_EQ(s->node->role(), Role::kCandidate);
+    s->Step(Msg(MessageType::kApp, 2, 1, term));
+    EXPECT_EQ(s->node->role(), Role::kFollower);
+    EXPECT_EQ(s->node->term(), term);
+    EXPECT_EQ(s->node->lead(), 2u);
+  }
+}
+
+// 5.2: "Raft uses randomized election timeouts ... election timeouts are chosen randomly from a
+// fixed interval (e.g., 150-300ms)." Here: [election_tick, 2*election_tick) ticks, drawn from
+// the injected seed, so nodes with different seeds time out at different ticks.
+TEST(PaperElectionTest, ElectionTimeoutsAreRandomizedPerSeed) {
+  std::set<int> seen;
+  std::set<int> first_timeouts;
+  for (uint64_t seed = 1; seed <= 200; ++seed) {
+    Solo s(3, {}, {}, false, false, seed);
+    int ticks = 0;
+    while (ticks < 100 && s.node->role() == Role::kFollower) {
+      s.node->Tick();
+      ++ticks;
+    }
+    seen.insert(ticks);
+    if (seed <= 5) first_timeouts.insert(ticks);
+  }
+  for (int t = 10; t < 20; ++t) EXPECT_TRUE(seen.contains(t)) << t;
+  EXPECT_EQ(*seen.begin(), 10);
+  EXPECT_EQ(*seen.rbegin(), 19);
+  EXPECT_GT(first_timeouts.size(), 1u);
+}
+
+// Thesis 9.6 (pre-vote): "a candidate first asks ... whether its log is up-to-date enough to
+// get their vote. Only if the candidate believes it can get votes from a majority of the
+// cluster does it increment its term and start a normal election." A partitioned node does not
+// inflate its term.
+TEST(PaperElectionTest, PreVoteDoesNotBumpTerms) {
+  Solo pre(3, {}, HardState{3, kNoNode, 0}, true, true);
+  for (int t = 0; t < 200; ++t) {
+    pre.node->Tick();
+    pre.Drain();  // messages are lost
+  }
+  EXPECT_EQ(pre.node->term(), 3u);
+  EXPECT_EQ(pre.node->role(), Role::kPreCandidate);
+  Solo plain(3, {}, HardState{3, kNoNode, 0}, false, false);
+  for (int t = 0; t < 200; ++t) plain.node->Tick();
+  EXPECT_GT(plain.node->term(), 3u);
+  // A pre-vote answered positively does not change the voter's term or vote either.
+  Solo voter(3, {}, HardState{3, kNoNode, 0}, true, true);
+  Message m = Msg(MessageType::kPreVote, 2, 1, 4);
+  voter.Step(m);
+  std::vector<Message> out = voter.Drain();
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_FALSE(out[0].reject);
+  EXPECT_EQ(voter.node->term(), 3u);
+  EXPECT_EQ(voter.node->GetStatus().vote, kNoNode);
+}
+
+// 5.4.1: "the voter denies its vote if its own log is more up-to-date than that of the
+// candidate ... If the logs have last entries with different terms, then the log with the later
+// term is more up-to-date. If the logs end with the same term, then whichever log is longer is
+// more up-to-date." (This is what guarantees leader completeness.)
+TEST(PaperSafetyTest, VoterDeniesCandidatesWithOlderLogs) {
+  struct Case {
+    std::vector<uint64_t> voter_log;
+    uint64_t cand_index;
+    uint64_t cand_term;
+    bool reject;
+  };
+  for (const Case& c : std::vector<Case>{
+           {{1, 1}, 2, 1, false},
+           {{1, 1}, 1, 1, true},
+           {{1, 1}, 3, 1, false},
+           {{1, 2}, 2, 1, true},
+           {{1, 2}, 1, 3, false},
+           {{1, 2}, 5, 1, true},
+       }) {
+    auto s = MakeSolo(3, c.voter_log, HardState{2, kNoNode, 0});
+    Message m = Msg(MessageType::kVote, 2, 1, 3);
+    m.index = c.cand_index;
+    m.log_term = c.cand_term;
+    s->Step(m);
+    std::vector<Message> out = s->Drain();
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0].reject, c.reject) << c.cand_index << "/" << c.cand_term;
+  }
+}
+
+// 5.3: "the leader appends the command to its log as a new entry, then issues AppendEntries
+// RPCs in parallel to each of the other servers ... When sending an AppendEntries RPC, the
+// leader includes the index and term of the entry in its log that immediately precedes the new
+// entries."
+TEST(PaperReplicationTest, LeaderStartsReplication) {
+  auto s = MakeSolo(3);
+  s->MakeLeader();
+  s->Drain();
+  // Acknowledge the no-op so both followers are in replicate state.
+  for (NodeId p : {2, 3}) {
+    Message ack = Msg(MessageType::kAppResp, p, 1, 1);
+    ack.index = 1;
+    s->Step(ack);
+  }
+  s->Drain();
+  Result<uint64_t> idx = s->node->Propose("some data");
+  ASSERT_TRUE(idx.ok());
+  EXPECT_EQ(*idx, 2u);
+  std::vector<Message> apps = OfType(s->Drain(), MessageType::kApp);
+  ASSERT_EQ(apps.size(), 2u);
+  for (const Message& m : apps) {
+    EXPECT_EQ(m.index, 1u);
+    EXPECT_EQ(m.log_term, 1u);
+    ASSERT_EQ(m.entries.size(), 1u);
+    EXPECT_EQ(m.entries[0].data, "some data");
+    EXPECT_EQ(m.commit, 1u);
+  }
+  EXPECT_EQ(s->storage.LastIndex(), 2u);  // and it went to stable storage
+}
+
+// 5.3: "A log entry is committed once the leader that created the entry has replicated it on a
+// majority of the servers ... The leader keeps track of the highest index it knows to be
+// committed, and it includes that index in future AppendEntries RPCs ... so that the other
+// servers eventually find out."
+TEST(PaperReplicationTest, LeaderCommitsOnMajorityAndTellsFollowers) {
+  struct Case {
+    size_t n;
+    std::set<NodeId> acks;
+    bool committed;
+  };
+  for (const Case& c : std::vector<Case>{{1, {}, true},
+                                         {3, {}, false},
+                                         {3, {2}, true},
+                                         {5, {2}, false},
+                                         {5, {2, 3}, true},
+                                         {5, {2, 3, 4, 5}, true}}) {
+    auto s = MakeSolo(c.n);
+    if (c.n == 1) {
+      ASSERT_TRUE(s->node->Campaign().ok());
+    } else {
+      s->MakeLeader();
+    }
+    s->Drain();
+    for (NodeId p : c.acks) {
+      Message ack = Msg(MessageType::kAppResp, p, 1, 1);
+      ack.index = 1;
+      s->Step(ack);
+    }
+    EXPECT_EQ(s->node->log().committed() == 1, c.committed) << c.n << " " << c.acks.size();
+    std::vector<Message> out = s->Drain();
+    if (c.committed) {
+      EXPECT_EQ(s->applied.size(), 1u);
+      for (const Message& m : OfType(out, MessageType::kApp)) {
+        EXPECT_EQ(m.commit, 1u);
+      }
+    }
+  }
+  // A follower learns the commit index from the leader's messages.
+  auto f = MakeSolo(3);
+  Message app = Msg(MessageType::kApp, 2, 1, 1);
+  app.entries = Terms({1, 1});
+  app.commit = 1;
+  f->Step(app);
+  f->Drain();
+  EXPECT_EQ(f->node->log().committed(), 1u);
+  Message hb = Msg(MessageType::kHeartbeat, 2, 1, 1);
+  hb.commit = 2;
+  f->Step(hb);
+  f->Drain();
+  EXPECT_EQ(f->node->log().committed(), 2u);
+  EXPECT_EQ(f->applied.size(), 2u);
+}
+
+// 5.3 (log matching): "When sending an AppendEntries RPC, the leader includes the index and term
+// of the entry in its log that immediately precedes the new entries. If the follower does not
+// find an entry in its log with the same index and term, then it refuses the new entries."
+TEST(PaperReplicationTest, FollowerChecksThePrecedingEntry) {
+  struct Case {
+    uint64_t index, log_term;
+    bool reject;
+  };
+  for (const Case& c :
+       std::vector<Case>{{0, 0, false}, {1, 1, false}, {2, 2, false}, {2, 1, true}, {3, 3, true}}) {
+    auto s = MakeSolo(3, {1, 2}, HardState{2, kNoNode, 0});
+    Message m = Msg(MessageType::kApp, 2, 1, 2);
+    m.index = c.index;
+    m.log_term = c.log_term;
+    s->Step(m);
+    std::vector<Message> out = s->Drain();
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0].reject, c.reject) << c.index << "/" << c.log_term;
+  }
+}
+
+// 5.3: "If an existing entry conflicts with a new one (same index but different terms), delete
+// the existing entry and all that follow it; append any new entries not already in the log."
+TEST(PaperReplicationTest, FollowerResolvesConflicts) {
+  struct Case {
+    uint64_t index, log_term;
+    std::vector<uint64_t> new_terms;  // for index+1, index+2, ...
+    std::vector<uint64_t> want;
+  };
+  for (const Case& c : std::vector<Case>{{2, 2, {3}, {1, 2, 3}},
+                                         {1, 1, {3, 4}, {1, 3, 4}},
+                                         {0, 0, {1}, {1, 2}},
+                                         {0, 0, {3}, {3}}}) {
+    auto s = MakeSolo(3, {1, 2}, HardState{2, kNoNode, 0});
+    Message m = Msg(MessageType::kApp, 2, 1, 4);
+    m.index = c.index;
+    m.log_term = c.log_term;
+    for (size_t k = 0; k < c.new_terms.size(); ++k) {
+      Entry e;
+      e.index = c.index + 1 + k;
+      e.term = c.new_terms[k];
+      m.entries.push_back(e);
+    }
+    s->Step(m);
+    s->Drain();
+    std::vector<uint64_t> got;
+    for (uint64_t i = 1; i <= s->storage.LastIndex(); ++i) got.push_back(*s->storage.Term(i));
+    EXPECT_EQ(got, c.want);
+  }
+}
+
+// 5.3, figure 7: "the leader handles inconsistencies by forcing the followers' logs to duplicate
+// its own." And 5.3 (leader append-only): "a leader never overwrites or deletes entries in its
+// own log."
+TEST(PaperReplicationTest, LeaderBringsFigure7FollowersInSync) {
+  const std::vector<uint64_t> leader = {1, 1, 1, 4, 4, 5, 5, 6, 6, 6};
+  const std::vector<std::vector<uint64_t>> followers = {
+      {1, 1, 1, 4, 4, 5, 5, 6, 6},           // (a) missing entries
+      {1, 1, 1, 4},                          // (b) missing entries
+      {1, 1, 1, 4, 4, 5, 5, 6, 6, 6, 6},     // (c) extra uncommitted entry
+      {1, 1, 1, 4, 4, 5, 5, 6, 6, 6, 7, 7},  // (d) extra entries of a later term
+      {1, 1, 1, 4, 4, 4, 4},                 // (e) missing and extra
+      {1, 1, 1, 2, 2, 2, 3, 3, 3, 3, 3},     // (f) missing and extra
+  };
+  for (size_t k = 0; k < followers.size(); ++k) {
+    SCOPED_TRACE("figure 7 case " + std::string(1, static_cast<char>('a' + k)));
+    TestCluster c(3, 100 + k);
+    ASSERT_TRUE(c.storage(1).Append(Terms(leader)).ok());
+    c.storage(1).SetHardState(HardState{7, kNoNode, 0});
+    ASSERT_TRUE(c.storage(2).Append(Terms(followers[k])).ok());
+    c.storage(2).SetHardState(HardState{followers[k].back(), kNoNode, 0});
+    c.Start(1);
+    c.Start(2);
+    ASSERT_TRUE(c.node(1).Campaign().ok());
+    c.Process(1);
+    c.DeliverAll();
+    ASSERT_EQ(c.node(1).role(), Role::kLeader);
+    EXPECT_EQ(c.node(1).term(), 8u);
+    for (uint64_t i = 1; i <= leader.size(); ++i) {
+      EXPECT_EQ(*c.storage(1).Term(i), leader[i - 1]) << "leader rewrote index " << i;
+    }
+    ASSERT_EQ(c.storage(2).LastIndex(), c.storage(1).LastIndex());
+    for (uint64_t i = 1; i <= c.storage(1).LastIndex(); ++i) {
+      EXPECT_EQ(*c.storage(2).Term(i), *c.storage(1).Term(i)) << "index " << i;
+    }
+    EXPECT_EQ(c.node(2).log().committed(), c.storage(1).LastIndex());
+  }
+}
+
+// 5.4.2, figure 8: "Raft never commits log entries from previous terms by counting replicas.
+// Only log entries from the leader's current term are committed by counting replicas; once an
+// entry from the current term has been committed in this way, then all prior entries are
+// committed indirectly."
+TEST(PaperSafetyTest, Figure8OnlyCurrentTermEntriesCommitByCounting) {
+  auto s = MakeSolo(5, {1, 2}, HardState{3, kNoNode, 0});
+  s->MakeLeader();
+  ASSERT_EQ(s->node->term(), 4u);
+  s->Drain();
+  auto ack = [&](NodeId p, uint64_t index) {
+    Message m = Msg(MessageType::kAppResp, p, 1, 4);
+    m.index = index;
+    s->Step(m);
+  };
+  ack(2, 2);
+  ack(3, 2);  // the term-2 entry is on 3 of 5 servers: still not committed
+  EXPECT_EQ(s->node->log().committed(), 0u);
+  ack(2, 3);  // the term-4 no-op on 2 of 5
+  EXPECT_EQ(s->node->log().committed(), 0u);
+  ack(3, 3);  // the term-4 no-op on 3 of 5: it and everything before it commit
+  EXPECT_EQ(s->node->log().committed(), 3u);
+  s->Drain();
+  EXPECT_EQ(s->applied.size(), 3u);
+}
+
+// 6 (check-quorum, thesis 6.2): "a leader steps down if an election timeout elapses without a
+// successful round of heartbeats to a majority of its cluster."
+TEST(PaperElectionTest, CheckQuorumLeaderStepsDownWithoutAMajority) {
+  Solo lonely(3, {}, {}, false, true);
+  lonely.MakeLeader();
+  for (int t = 0; t < 20; ++t) {
+    lonely.node->Tick();
+    lonely.Drain();
+  }
+  EXPECT_EQ(lonely.node->role(), Role::kFollower);
+  Solo heard(3, {}, {}, false, true);
+  heard.MakeLeader();
+  for (int t = 0; t < 40; ++t) {
+    heard.node->Tick();
+    for (const Message& m : OfType(heard.Drain(), MessageType::kHeartbeat)) {
+      heard.Step(Msg(MessageType::kHeartbeatResp, m.to, 1, m.term));
+    }
+  }
+  EXPECT_EQ(heard.node->role(), Role::kLeader);
+}
+
+// Thesis 4.2.3 (leader stickiness): "if a server receives a RequestVote request within the
+// minimum election timeout of hearing from a current leader, it does not update its term or
+// grant its vote."
+TEST(PaperElectionTest, FollowerWithALiveLeaderIgnoresVotes) {
+  Solo f(3, {}, {}, true, true);
+  f.Step(Msg(MessageType::kHeartbeat, 2, 1, 1));
+  f.Drain();
+  Message vote = Msg(MessageType::kVote, 3, 1, 2);
+  f.Step(vote);
+  EXPECT_EQ(f.node->term(), 1u);
+  EXPECT_TRUE(OfType(f.Drain(), MessageType::kVoteResp).empty());
+  // After an election timeout without the leader, the vote is considered and granted.
+  for (int t = 0; t < 10; ++t) f.node->Tick();
+  f.Drain();
+  if (f.node->role() == Role::kFollower) {
+    f.Step(vote);
+    std::vector<Message> resp = OfType(f.Drain(), MessageType::kVoteResp);
+    ASSERT_EQ(resp.size(), 1u);
+    EXPECT_FALSE(resp[0].reject);
+    EXPECT_EQ(f.node->term(), 2u);
+  }
+}
+
+}  // namespace
+}  // namespace dtx::raft
