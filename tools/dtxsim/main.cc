@@ -2,6 +2,8 @@
 //
 //   dtxsim coord --seed N [--txns K] [--branch-txns K] [--trace] [--no-crashes] [--no-faults]
 //   dtxsim coord --seeds A..B [--txns K] [--verbose]
+//   dtxsim raft --seed N [--nodes 3|5] [--trace] [--no-crashes] [--no-faults]
+//   dtxsim raft --seeds A..B [--verbose]
 //
 // Exit status: 0 all invariants held, 1 some run violated an invariant, 2 bad arguments.
 #include <CLI/CLI.hpp>
@@ -15,6 +17,7 @@
 #include <utility>
 
 #include "sim/coord_sim.h"
+#include "sim/raft_sim.h"
 
 namespace {
 
@@ -41,6 +44,55 @@ void PrintViolations(const dtx::sim::SimOptions& o, const dtx::sim::SimReport& r
   std::cout << "seed " << r.seed << ": " << r.violations.size() << " invariant violation(s)\n";
   for (const auto& v : r.violations) std::cout << "  " << v << "\n";
   std::cout << "  replay: " << dtx::sim::ReplayCommand(o) << "\n";
+}
+
+int RunRaft(dtx::sim::RaftSimOptions opts, std::optional<uint64_t> seed, const std::string& seeds,
+            bool verbose) {
+  auto print_violations = [&](const dtx::sim::RaftSimReport& r) {
+    std::cout << "seed " << r.seed << ": " << r.violations.size() << " invariant violation(s)\n";
+    for (const auto& v : r.violations) std::cout << "  " << v << "\n";
+    dtx::sim::RaftSimOptions replay = opts;
+    replay.seed = r.seed;
+    std::cout << "  replay: " << dtx::sim::RaftReplayCommand(replay) << "\n";
+  };
+  if (seed) {
+    opts.seed = *seed;
+    dtx::sim::RaftSimReport r = dtx::sim::RunRaftSim(opts);
+    for (const auto& line : r.trace) std::cout << line << "\n";
+    std::cout << dtx::sim::FormatRaftStats(r) << "\n";
+    if (r.ok()) {
+      std::cout << "seed " << r.seed << ": OK, all invariants hold\n";
+      return 0;
+    }
+    print_violations(r);
+    return 1;
+  }
+  auto range = ParseRange(seeds);
+  if (!range) {
+    std::cerr << "dtxsim: --seeds wants A..B with unsigned integers A <= B, got '" << seeds
+              << "'\n";
+    return 2;
+  }
+  if (range->second - range->first >= kMaxRange) {
+    std::cerr << "dtxsim: --seeds covers more than " << kMaxRange << " seeds\n";
+    return 2;
+  }
+  uint64_t failed = 0;
+  uint64_t runs = 0;
+  for (uint64_t s = range->first;; ++s) {
+    opts.seed = s;
+    dtx::sim::RaftSimReport r = dtx::sim::RunRaftSim(opts);
+    ++runs;
+    if (verbose) std::cout << dtx::sim::FormatRaftStats(r) << "\n";
+    if (!r.ok()) {
+      ++failed;
+      print_violations(r);
+    }
+    if (s == range->second) break;
+  }
+  std::cout << "seeds " << range->first << ".." << range->second << ": " << runs << " runs, "
+            << failed << " with violations\n";
+  return failed == 0 ? 0 : 1;
 }
 
 }  // namespace
@@ -83,9 +135,47 @@ int main(int argc, char** argv) {
   coord->add_flag("--break-register-before-persist", opts.break_register_before_persist,
                   "deliberately broken driver: registerBranch answered before it is durable");
 
+  CLI::App* raft = app.add_subcommand(
+      "raft", "simulate a Raft cluster over the WAL (network faults, partitions, crashes)");
+  std::optional<uint64_t> raft_seed;
+  std::string raft_seeds;
+  dtx::sim::RaftSimOptions raft_opts;
+  bool raft_no_crashes = false;
+  bool raft_no_faults = false;
+  bool raft_verbose = false;
+  bool raft_break_unsynced = false;
+  bool raft_break_local_reads = false;
+  auto* raft_seed_opt = raft->add_option("--seed", raft_seed, "run this one seed");
+  auto* raft_seeds_opt = raft->add_option("--seeds", raft_seeds, "run the seeds A..B (inclusive)");
+  raft_seed_opt->excludes(raft_seeds_opt);
+  raft->add_option("--nodes", raft_opts.nodes, "cluster size, 3 or 5 (default: from the seed)")
+      ->check(CLI::IsMember({3, 5}));
+  raft->add_option("--clients", raft_opts.clients, "concurrent clients")
+      ->check(CLI::Range(1, 32))
+      ->capture_default_str();
+  int64_t raft_fault_ms = raft_opts.fault_phase_us / 1000;
+  raft->add_option("--fault-phase-ms", raft_fault_ms, "virtual ms of faults and crashes")
+      ->check(CLI::Range(int64_t{10}, int64_t{3'600'000}))
+      ->capture_default_str();
+  raft->add_flag("--trace", raft_opts.trace, "print the timeline (single seed)")
+      ->excludes(raft_seeds_opt);
+  raft->add_flag("--no-crashes", raft_no_crashes, "no node crash-restarts");
+  raft->add_flag("--no-faults", raft_no_faults, "no network faults or partitions");
+  raft->add_flag("--verbose,-v", raft_verbose, "print statistics of every run");
+  auto* unsynced_opt =
+      raft->add_flag("--break-unsynced-appends", raft_break_unsynced,
+                     "deliberately broken storage: entries acknowledged without a sync");
+  raft->add_flag("--break-local-reads", raft_break_local_reads,
+                 "deliberately broken reads: a leader answers gets locally, without ReadIndex")
+      ->excludes(unsynced_opt);
+
   try {
     app.parse(argc, argv);
-    if (!seed && seeds.empty()) {
+    if (raft->parsed()) {
+      if (!raft_seed && raft_seeds.empty()) {
+        throw CLI::ValidationError("raft", "give --seed N or --seeds A..B");
+      }
+    } else if (!seed && seeds.empty()) {
       throw CLI::ValidationError("coord", "give --seed N or --seeds A..B");
     }
   } catch (const CLI::CallForHelp& e) {
@@ -96,6 +186,14 @@ int main(int argc, char** argv) {
     std::cerr << "dtxsim: " << e.what() << "\n"
               << "run 'dtxsim coord --help' for usage\n";
     return 2;
+  }
+  if (raft->parsed()) {
+    raft_opts.fault_phase_us = raft_fault_ms * 1000;
+    raft_opts.crashes = !raft_no_crashes;
+    raft_opts.faults = !raft_no_faults;
+    if (raft_break_unsynced) raft_opts.break_mode = dtx::sim::RaftBreak::kUnsyncedAppends;
+    if (raft_break_local_reads) raft_opts.break_mode = dtx::sim::RaftBreak::kLocalReads;
+    return RunRaft(raft_opts, raft_seed, raft_seeds, raft_verbose);
   }
   opts.crashes = !no_crashes;
   opts.faults = !no_faults;

@@ -1,0 +1,1048 @@
+#include "sim/raft_sim.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <span>
+#include <string_view>
+#include <utility>
+
+#include "base/env.h"
+#include "base/rand.h"
+#include "base/status.h"
+#include "check/history.h"
+#include "check/linearizability.h"
+#include "consensus/raft/raft.h"
+#include "consensus/raft/storage.h"
+#include "wal/wal.h"
+
+namespace dtx::sim {
+namespace {
+
+using raft::Entry;
+using raft::HardState;
+using raft::Message;
+using raft::NodeId;
+using raft::Role;
+
+constexpr uint64_t kMaxEvents = 400'000;
+constexpr size_t kMaxViolations = 32;
+constexpr int kMaxViolationsPerKind = 3;
+constexpr int kMaxReadyRounds = 1000;
+constexpr int64_t kCheckEveryUs = 100'000;
+constexpr int64_t kClientResendUs = 60'000;
+constexpr uint64_t kCheckerStates = 2'000'000;
+constexpr const char* kHardStateMeta = "hardstate";
+constexpr const char* kWalDir = "/raft";
+
+// ---- little-endian encoding of WAL records, the hard state and client commands
+
+void PutU64(std::string& out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+void PutStr(std::string& out, std::string_view s) {
+  PutU64(out, s.size());
+  out.append(s);
+}
+
+class Reader {
+ public:
+  explicit Reader(std::string_view s) : s_(s) {}
+  uint64_t U64() {
+    if (s_.size() - pos_ < 8) return Fail();
+    uint64_t v = 0;
+    for (int i = 0; i < 8; ++i) v |= uint64_t{static_cast<unsigned char>(s_[pos_ + i])} << (8 * i);
+    pos_ += 8;
+    return v;
+  }
+  uint8_t U8() {
+    if (pos_ >= s_.size()) return static_cast<uint8_t>(Fail());
+    return static_cast<uint8_t>(s_[pos_++]);
+  }
+  std::string Str() {
+    uint64_t n = U64();
+    if (!ok_ || s_.size() - pos_ < n) {
+      Fail();
+      return {};
+    }
+    std::string v(s_.substr(pos_, n));
+    pos_ += n;
+    return v;
+  }
+  std::string Rest() {
+    std::string v(s_.substr(pos_));
+    pos_ = s_.size();
+    return v;
+  }
+  bool done() const { return ok_ && pos_ == s_.size(); }
+
+ private:
+  uint64_t Fail() {
+    ok_ = false;
+    pos_ = s_.size();
+    return 0;
+  }
+  std::string_view s_;
+  size_t pos_ = 0;
+  bool ok_ = true;
+};
+
+// ---- WalStorage: raft::Storage over a dtx::wal::Wal (entries) and Wal::SaveMeta (hard state)
+
+// Keeps a copy of the stable log in memory (runs are short) so that the core's reads never touch
+// the Env; the WAL is read only at Open.
+class WalStorage final : public raft::Storage {
+ public:
+  // sync_appends false is the deliberately broken variant: appends are acknowledged without a
+  // sync, and Open forgives a commit index beyond the surviving log by lowering it.
+  static Result<std::unique_ptr<WalStorage>> Open(Env* env, bool sync_appends) {
+    wal::WalOptions wo;
+    wo.segment_bytes = 16 << 10;  // small, so runs also exercise segment rolls
+    Result<std::unique_ptr<wal::Wal>> w = wal::Wal::Open(env, kWalDir, wo);
+    if (!w.ok()) return w.status();
+    std::unique_ptr<WalStorage> s(new WalStorage(std::move(w).value(), sync_appends));
+    Result<std::string> meta = s->wal_->LoadMeta(kHardStateMeta);
+    if (meta.ok()) {
+      Reader r(*meta);
+      s->hs_.term = r.U64();
+      s->hs_.vote = r.U64();
+      s->hs_.commit = r.U64();
+      if (!r.done()) return DataLoss("raft storage: malformed hard state");
+    } else if (meta.status().code() != StatusCode::kNotFound) {
+      return meta.status();
+    }
+    Result<std::vector<wal::Record>> recs = s->wal_->ReadFrom(1);
+    if (!recs.ok()) return recs.status();
+    for (const wal::Record& rec : *recs) {
+      if (rec.index != s->entries_.size() + 1) {
+        return DataLoss(fmt::format("raft storage: record {} where {} was expected", rec.index,
+                                    s->entries_.size() + 1));
+      }
+      Reader r(rec.payload);
+      Entry e;
+      e.index = rec.index;
+      e.term = r.U64();
+      uint8_t type = r.U8();
+      e.data = r.Rest();
+      if (!r.done() || type != static_cast<uint8_t>(raft::EntryType::kNormal)) {
+        return DataLoss(fmt::format("raft storage: malformed entry {}", rec.index));
+      }
+      s->entries_.push_back(std::move(e));
+    }
+    if (!sync_appends) s->hs_.commit = std::min<uint64_t>(s->hs_.commit, s->entries_.size());
+    return s;
+  }
+
+  HardState InitialState() const override { return hs_; }
+  uint64_t FirstIndex() const override { return 1; }
+  uint64_t LastIndex() const override { return entries_.size(); }
+  Result<uint64_t> Term(uint64_t i) const override {
+    if (i == 0) return uint64_t{0};
+    if (i > entries_.size()) return NotFound(fmt::format("raft storage: no entry {}", i));
+    return entries_[i - 1].term;
+  }
+  Result<std::vector<Entry>> Entries(uint64_t lo, uint64_t hi, uint64_t max_bytes) const override {
+    if (lo < 1 || lo > hi || hi > entries_.size() + 1) {
+      return InvalidArgument(fmt::format("raft storage: entries [{}, {}) outside [1, {}]", lo, hi,
+                                         entries_.size() + 1));
+    }
+    std::vector<Entry> out;
+    uint64_t bytes = 0;
+    for (uint64_t i = lo; i < hi; ++i) {
+      const Entry& e = entries_[i - 1];
+      if (!out.empty() && bytes + raft::EntrySize(e) > max_bytes) break;
+      bytes += raft::EntrySize(e);
+      out.push_back(e);
+    }
+    return out;
+  }
+
+  // Does the persist part of a Ready: entries (after dropping a conflicting suffix), the sync
+  // the Ready asks for, then the hard state.
+  Status Persist(const raft::Ready& rd) {
+    if (!rd.entries.empty()) {
+      const uint64_t first = rd.entries.front().index;
+      if (first == 0 || first > entries_.size() + 1) {
+        return Internal(fmt::format("raft storage: append at {} leaves a gap after {}", first,
+                                    entries_.size()));
+      }
+      if (first <= entries_.size()) {
+        DTX_RETURN_IF_ERROR(wal_->Truncate(first));
+        entries_.resize(first - 1);
+      }
+      std::vector<std::string> payloads;
+      payloads.reserve(rd.entries.size());
+      std::vector<wal::RecordView> views;
+      views.reserve(rd.entries.size());
+      for (const Entry& e : rd.entries) {
+        std::string p;
+        PutU64(p, e.term);
+        p.push_back(static_cast<char>(e.type));
+        p.append(e.data);
+        payloads.push_back(std::move(p));
+        views.push_back(wal::RecordView{e.index, payloads.back()});
+      }
+      DTX_RETURN_IF_ERROR(wal_->Append(std::span<const wal::RecordView>(views)));
+      if (rd.must_sync && sync_appends_) DTX_RETURN_IF_ERROR(wal_->Sync());
+      entries_.insert(entries_.end(), rd.entries.begin(), rd.entries.end());
+    }
+    if (rd.hard_state) {
+      std::string m;
+      PutU64(m, rd.hard_state->term);
+      PutU64(m, rd.hard_state->vote);
+      PutU64(m, rd.hard_state->commit);
+      DTX_RETURN_IF_ERROR(wal_->SaveMeta(kHardStateMeta, m));
+      hs_ = *rd.hard_state;
+    }
+    return Status::Ok();
+  }
+
+ private:
+  WalStorage(std::unique_ptr<wal::Wal> wal, bool sync_appends)
+      : wal_(std::move(wal)), sync_appends_(sync_appends) {}
+
+  std::unique_ptr<wal::Wal> wal_;
+  bool sync_appends_;
+  HardState hs_;
+  std::vector<Entry> entries_;  // entries_[i] has index i + 1
+};
+
+// ---- the key-value state machine's commands and results
+
+struct Command {
+  uint64_t client = 0;
+  uint64_t req = 0;
+  check::Op op;
+};
+
+std::string EncodeCommand(const Command& c) {
+  std::string out;
+  PutU64(out, c.client);
+  PutU64(out, c.req);
+  out.push_back(static_cast<char>(c.op.type));
+  PutStr(out, c.op.key);
+  out.push_back(c.op.expected ? 1 : 0);
+  PutStr(out, c.op.expected.value_or(""));
+  PutStr(out, c.op.value);
+  return out;
+}
+
+std::optional<Command> DecodeCommand(std::string_view data) {
+  Reader r(data);
+  Command c;
+  c.client = r.U64();
+  c.req = r.U64();
+  uint8_t type = r.U8();
+  c.op.key = r.Str();
+  bool has_expected = r.U8() != 0;
+  std::string expected = r.Str();
+  c.op.value = r.Str();
+  if (!r.done() || type > static_cast<uint8_t>(check::OpType::kCas)) return std::nullopt;
+  c.op.type = static_cast<check::OpType>(type);
+  if (has_expected) c.op.expected = std::move(expected);
+  return c;
+}
+
+struct OpResult {
+  bool swapped = false;
+  std::optional<std::string> value;  // gets
+};
+
+enum class ReplyKind { kOk, kRefused, kRetry };
+
+struct ClientReply {
+  uint64_t client = 0;
+  uint64_t req = 0;
+  ReplyKind kind = ReplyKind::kOk;
+  NodeId from = raft::kNoNode;
+  NodeId hint = raft::kNoNode;  // kRefused: the leader the node knows of
+  uint64_t index = 0;           // kOk of a write: the entry's index
+  OpResult result;
+};
+
+std::string DescribeOp(const check::Op& op) {
+  switch (op.type) {
+    case check::OpType::kRead:
+      return "get " + op.key;
+    case check::OpType::kWrite:
+      return "put " + op.key + "=" + op.value;
+    case check::OpType::kCas:
+      return "cas " + op.key + " " + op.expected.value_or("nil") + "->" + op.value;
+  }
+  return "?";
+}
+
+struct ReadRequest {
+  uint64_t client = 0;
+  uint64_t req = 0;
+  std::string key;
+};
+
+struct Node {
+  NodeId id = raft::kNoNode;
+  std::unique_ptr<MemEnv> env = std::make_unique<MemEnv>();
+  std::unique_ptr<WalStorage> storage;
+  std::unique_ptr<raft::RawNode> raft;
+  bool up = false;
+  uint64_t incarnation = 0;  // ticks of an earlier incarnation are ignored
+  int64_t tick_period_us = 0;
+  Role last_role = Role::kFollower;
+  uint64_t last_term = 0;
+  // The state machine (volatile: rebuilt from the log after a restart).
+  std::map<std::string, std::string> kv;
+  std::map<uint64_t, std::pair<uint64_t, OpResult>> sessions;  // client -> (last req, result)
+  uint64_t applied = 0;
+  // Volatile request bookkeeping.
+  std::map<uint64_t, std::pair<uint64_t, uint64_t>> proposals;  // index -> (client, req)
+  std::map<std::string, ReadRequest> reads_pending;             // ReadIndex context -> request
+  std::vector<std::pair<uint64_t, ReadRequest>> reads_ready;    // (read index, request)
+  uint64_t read_seq = 0;
+};
+
+struct Client {
+  uint64_t id = 0;
+  uint64_t req = 0;
+  bool in_flight = false;
+  check::Op op;
+  NodeId target = 1;
+  uint64_t value_seq = 0;
+  bool final_writer = false;
+};
+
+struct CommitRecord {
+  uint64_t term = 0;         // the entry's term
+  uint64_t commit_term = 0;  // the first leader term known to have committed it
+};
+
+class RaftSim {
+ public:
+  explicit RaftSim(const RaftSimOptions& o) : opts_(o), rand_(o.seed) {}
+
+  RaftSimReport Run() {
+    report_.seed = opts_.seed;
+    int n = opts_.nodes;
+    if (n != 3 && n != 5) n = rand_.Chance(0.7) ? 3 : 5;
+    report_.stats.nodes = n;
+    fault_end_ = opts_.fault_phase_us;
+    for (int i = 1; i <= n; ++i) {
+      Node node;
+      node.id = static_cast<NodeId>(i);
+      const double drift = (rand_.NextDouble() * 2 - 1) * opts_.max_drift;
+      node.tick_period_us = std::max<int64_t>(
+          1, static_cast<int64_t>(static_cast<double>(opts_.tick_us) * (1 + drift)));
+      nodes_.push_back(std::move(node));
+    }
+    Trace("cluster of {} nodes, fault phase {}ms", n, opts_.fault_phase_us / 1000);
+    for (Node& node : nodes_) Start(node);
+    for (int c = 1; c <= opts_.clients + 1; ++c) {
+      Client cl;
+      cl.id = static_cast<uint64_t>(c);
+      cl.final_writer = c == opts_.clients + 1;
+      cl.target = RandomNode();
+      clients_.push_back(cl);
+    }
+    for (Client& cl : clients_) {
+      if (!cl.final_writer) At(now_ + rand_.Range(0, 20'000), [this, id = cl.id] { NextOp(id); });
+    }
+    if (opts_.crashes) ScheduleCrash();
+    if (opts_.faults) SchedulePartition();
+    At(fault_end_, [this] { Heal(); });
+    At(kCheckEveryUs, [this] { PeriodicCheck(); });
+
+    const int64_t deadline = fault_end_ + opts_.liveness_us;
+    while (!queue_.empty() && !done_) {
+      if (report_.stats.events >= kMaxEvents) {
+        Violation("livelock", fmt::format("{} events without finishing", kMaxEvents));
+        break;
+      }
+      std::pop_heap(queue_.begin(), queue_.end(), Later());
+      Event ev = std::move(queue_.back());
+      queue_.pop_back();
+      now_ = ev.t;
+      if (now_ > deadline) break;
+      ++report_.stats.events;
+      ev.fn();
+    }
+    if (!done_) {
+      Violation("liveness",
+                final_index_ == 0
+                    ? fmt::format("no final write acknowledged {}ms after the heal",
+                                  opts_.liveness_us / 1000)
+                    : fmt::format("final write (index {}) not applied on every node and clients "
+                                  "not finished {}ms after the heal",
+                                  final_index_, opts_.liveness_us / 1000));
+    }
+    CheckLogMatching();
+    CheckHistory();
+    report_.stats.committed = applied_log_.size();
+    report_.stats.elections = static_cast<int>(leaders_.size());
+    report_.stats.end_us = now_;
+    return std::move(report_);
+  }
+
+ private:
+  struct Event {
+    int64_t t;
+    uint64_t seq;
+    std::function<void()> fn;
+  };
+  struct Later {
+    bool operator()(const Event& a, const Event& b) const {
+      return a.t != b.t ? a.t > b.t : a.seq > b.seq;
+    }
+  };
+
+  void At(int64_t t, std::function<void()> fn) {
+    queue_.push_back(Event{std::max(t, now_), next_seq_++, std::move(fn)});
+    std::push_heap(queue_.begin(), queue_.end(), Later());
+  }
+
+  template <typename... Args>
+  void Trace(fmt::format_string<Args...> f, Args&&... args) {
+    if (!opts_.trace) return;
+    report_.trace.push_back(fmt::format("t={}.{:03}ms ", now_ / 1000, now_ % 1000) +
+                            fmt::format(f, std::forward<Args>(args)...));
+  }
+
+  void Violation(const std::string& what, const std::string& detail) {
+    std::string v = fmt::format("{}: {} (t={}.{:03}ms)", what, detail, now_ / 1000, now_ % 1000);
+    if (opts_.trace) report_.trace.push_back("VIOLATION " + v);
+    if (++violations_per_kind_[what] > kMaxViolationsPerKind) return;
+    if (report_.violations.size() < kMaxViolations) report_.violations.push_back(std::move(v));
+  }
+
+  bool FaultsOn() const { return opts_.faults && !healed_; }
+  NodeId RandomNode() { return rand_.Uniform(nodes_.size()) + 1; }
+  // The up node of the highest term that thinks it leads, or kNoNode.
+  NodeId Leader() const {
+    NodeId best = raft::kNoNode;
+    uint64_t term = 0;
+    for (const Node& node : nodes_) {
+      if (node.up && node.raft->role() == Role::kLeader && node.raft->term() >= term) {
+        best = node.id;
+        term = node.raft->term();
+      }
+    }
+    return best;
+  }
+  Node& N(NodeId id) { return nodes_[id - 1]; }
+
+  // ---- nodes
+
+  void Start(Node& node) {
+    Result<std::unique_ptr<WalStorage>> st =
+        WalStorage::Open(node.env.get(), opts_.break_mode != RaftBreak::kUnsyncedAppends);
+    if (!st.ok()) {
+      Violation("restart",
+                fmt::format("n{} cannot open its WAL: {}", node.id, st.status().ToString()));
+      return;
+    }
+    raft::Config c;
+    c.id = node.id;
+    for (const Node& p : nodes_) c.peers.push_back(p.id);
+    c.election_tick = 10;
+    c.heartbeat_tick = 1;
+    c.max_inflight_msgs = 64;
+    c.max_size_per_msg = 4096;
+    c.seed = rand_.Next();
+    Result<std::unique_ptr<raft::RawNode>> rn = raft::RawNode::Create(c, st->get());
+    if (!rn.ok()) {
+      Violation("restart", fmt::format("n{} cannot restart from its WAL: {}", node.id,
+                                       rn.status().ToString()));
+      return;
+    }
+    node.storage = std::move(st).value();
+    node.raft = std::move(rn).value();
+    node.up = true;
+    ++node.incarnation;
+    node.last_role = Role::kFollower;
+    node.last_term = node.raft->term();
+    node.kv.clear();
+    node.sessions.clear();
+    node.applied = 0;
+    node.proposals.clear();
+    node.reads_pending.clear();
+    node.reads_ready.clear();
+    Trace("n{} starts: term {}, last index {}, commit {}", node.id, node.raft->term(),
+          node.storage->LastIndex(), node.storage->InitialState().commit);
+    At(now_ + rand_.Range(0, node.tick_period_us),
+       [this, id = node.id, inc = node.incarnation] { Tick(id, inc); });
+  }
+
+  void Tick(NodeId id, uint64_t inc) {
+    Node& node = N(id);
+    if (!node.up || node.incarnation != inc) return;
+    node.raft->Tick();
+    Process(node);
+    if (node.up) At(now_ + node.tick_period_us, [this, id, inc] { Tick(id, inc); });
+  }
+
+  void Crash(Node& node) {
+    ++report_.stats.crashes;
+    node.env->SimulateCrash(rand_);
+    node.raft.reset();
+    node.storage.reset();
+    node.up = false;
+    Trace("n{} CRASHES (unsynced writes lost)", node.id);
+  }
+
+  void Process(Node& node) {
+    for (int round = 0; round < kMaxReadyRounds && node.up && node.raft->HasReady(); ++round) {
+      raft::Ready rd = node.raft->Ready();
+      Status st = node.storage->Persist(rd);
+      if (!st.ok()) {
+        Violation("storage", fmt::format("n{} cannot persist: {}", node.id, st.ToString()));
+        Crash(node);
+        return;
+      }
+      for (const Message& m : rd.messages) SendRaft(m);
+      for (const Entry& e : rd.committed_entries) Apply(node, e);
+      for (const raft::ReadState& rs : rd.read_states) {
+        auto it = node.reads_pending.find(rs.context);
+        if (it == node.reads_pending.end()) continue;
+        node.reads_ready.emplace_back(rs.index, std::move(it->second));
+        node.reads_pending.erase(it);
+      }
+      ServeReads(node);
+      node.raft->Advance(rd);
+    }
+    if (!node.up) return;
+    ObserveRole(node);
+  }
+
+  void ObserveRole(Node& node) {
+    const Role role = node.raft->role();
+    const uint64_t term = node.raft->term();
+    if (role == Role::kLeader) {
+      auto [it, inserted] = leaders_.emplace(term, node.id);
+      if (!inserted && it->second != node.id) {
+        Violation("election safety",
+                  fmt::format("n{} and n{} both lead term {}", it->second, node.id, term));
+      }
+      if (node.last_role != Role::kLeader || node.last_term != term) {
+        Trace("n{} becomes LEADER of term {} (last index {})", node.id, term,
+              node.raft->log().LastIndex());
+        CheckLeaderCompleteness(node);
+      }
+      RecordLeaderCommit(node);
+    } else if (node.last_role == Role::kLeader) {
+      Trace("n{} steps down in term {}", node.id, term);
+    }
+    if (role != Role::kLeader) {
+      // A deposed leader's proposals may still commit; their clients resend or time out.
+      node.proposals.clear();
+      node.reads_pending.clear();
+    }
+    node.last_role = role;
+    node.last_term = term;
+  }
+
+  void RecordLeaderCommit(Node& node) {
+    const uint64_t commit = node.raft->log().committed();
+    while (commit_records_.size() < commit) {
+      const uint64_t i = commit_records_.size() + 1;
+      commit_records_.push_back(CommitRecord{node.raft->log().TermOrZero(i), node.raft->term()});
+    }
+  }
+
+  void CheckLeaderCompleteness(Node& node) {
+    const uint64_t term = node.raft->term();
+    for (uint64_t i = 1; i <= commit_records_.size(); ++i) {
+      const CommitRecord& c = commit_records_[i - 1];
+      if (c.commit_term >= term) continue;
+      const uint64_t have = node.raft->log().TermOrZero(i);
+      if (have != c.term) {
+        Violation("leader completeness",
+                  fmt::format("n{} leads term {} but holds term {} at index {}, committed with "
+                              "term {} in term {}",
+                              node.id, term, have, i, c.term, c.commit_term));
+        return;
+      }
+    }
+  }
+
+  void Apply(Node& node, const Entry& e) {
+    if (e.index != node.applied + 1) {
+      Violation("apply order",
+                fmt::format("n{} applies index {} after {}", node.id, e.index, node.applied));
+    }
+    node.applied = e.index;
+    if (e.index <= applied_log_.size()) {
+      const Entry& first = applied_log_[e.index - 1];
+      if (first.term != e.term || first.data != e.data) {
+        Violation("state-machine safety",
+                  fmt::format("n{} applies (term {}) at index {} where (term {}) was applied "
+                              "before",
+                              node.id, e.term, e.index, first.term));
+      }
+    } else {
+      applied_log_.push_back(e);
+    }
+    if (e.index <= commit_records_.size() && commit_records_[e.index - 1].term != e.term) {
+      Violation("state-machine safety",
+                fmt::format("n{} applies term {} at index {}, a leader committed term {}", node.id,
+                            e.term, e.index, commit_records_[e.index - 1].term));
+    }
+    auto prop = node.proposals.find(e.index);
+    if (e.data.empty()) {
+      if (prop != node.proposals.end()) {
+        ReplyRetry(node, prop->second.first, prop->second.second);
+        node.proposals.erase(prop);
+      }
+      return;
+    }
+    std::optional<Command> cmd = DecodeCommand(e.data);
+    if (!cmd) {
+      Violation("apply", fmt::format("n{} cannot decode entry {}", node.id, e.index));
+      return;
+    }
+    auto& session = node.sessions[cmd->client];
+    if (cmd->req > session.first) {
+      OpResult res;
+      auto cur = node.kv.find(cmd->op.key);
+      if (cmd->op.type == check::OpType::kWrite) {
+        node.kv[cmd->op.key] = cmd->op.value;
+      } else if (cmd->op.type == check::OpType::kCas) {
+        const bool match = cmd->op.expected
+                               ? (cur != node.kv.end() && cur->second == *cmd->op.expected)
+                               : cur == node.kv.end();
+        if (match) node.kv[cmd->op.key] = cmd->op.value;
+        res.swapped = match;
+      }
+      session = {cmd->req, res};
+    }
+    if (prop == node.proposals.end()) return;
+    const auto [client, req] = prop->second;
+    node.proposals.erase(prop);
+    if (client != cmd->client || req != cmd->req) {
+      ReplyRetry(node, client, req);
+      return;
+    }
+    if (session.first != req) return;  // the client already moved on
+    ClientReply r;
+    r.client = client;
+    r.req = req;
+    r.from = node.id;
+    r.index = e.index;
+    r.result = session.second;
+    SendReply(r);
+  }
+
+  void ServeReads(Node& node) {
+    auto& rr = node.reads_ready;
+    for (auto it = rr.begin(); it != rr.end();) {
+      if (it->first > node.applied) {
+        ++it;
+        continue;
+      }
+      ClientReply r;
+      r.client = it->second.client;
+      r.req = it->second.req;
+      r.from = node.id;
+      auto v = node.kv.find(it->second.key);
+      if (v != node.kv.end()) r.result.value = v->second;
+      SendReply(r);
+      it = rr.erase(it);
+    }
+  }
+
+  void ReplyRetry(Node& node, uint64_t client, uint64_t req) {
+    ClientReply r;
+    r.client = client;
+    r.req = req;
+    r.from = node.id;
+    r.kind = ReplyKind::kRetry;
+    SendReply(r);
+  }
+
+  // A client request arriving at a node.
+  void HandleRequest(NodeId id, const Command& cmd) {
+    Node& node = N(id);
+    if (!node.up) return;
+    auto refuse = [&] {
+      ClientReply r;
+      r.client = cmd.client;
+      r.req = cmd.req;
+      r.from = id;
+      r.kind = ReplyKind::kRefused;
+      r.hint = node.raft->lead();
+      SendReply(r);
+    };
+    if (cmd.op.type == check::OpType::kRead) {
+      if (opts_.break_mode == RaftBreak::kLocalReads && node.raft->role() == Role::kLeader) {
+        node.reads_ready.emplace_back(0, ReadRequest{cmd.client, cmd.req, cmd.op.key});
+        ServeReads(node);
+        return;
+      }
+      std::string ctx = fmt::format("n{}.{}.{}", id, node.incarnation, ++node.read_seq);
+      if (node.raft->role() != Role::kLeader || !node.raft->ReadIndex(ctx).ok()) {
+        refuse();
+        return;
+      }
+      node.reads_pending.emplace(std::move(ctx), ReadRequest{cmd.client, cmd.req, cmd.op.key});
+      Process(node);
+      return;
+    }
+    if (node.raft->role() != Role::kLeader) {
+      refuse();
+      return;
+    }
+    Result<uint64_t> idx = node.raft->Propose(EncodeCommand(cmd));
+    if (!idx.ok()) {
+      refuse();
+      return;
+    }
+    node.proposals[*idx] = {cmd.client, cmd.req};
+    Process(node);
+  }
+
+  // ---- network
+
+  // Delay of one message; also decides drops and duplicates. Returns the delays of the copies.
+  std::vector<int64_t> Transmit() {
+    std::vector<int64_t> copies;
+    auto delay = [&]() -> int64_t {
+      if (FaultsOn() && rand_.Chance(0.02)) return rand_.Range(20'000, 80'000);
+      return rand_.Range(300, 4'000);
+    };
+    if (FaultsOn() && rand_.Chance(0.03)) {
+      ++report_.stats.dropped;
+      return copies;
+    }
+    copies.push_back(delay());
+    if (FaultsOn() && rand_.Chance(0.02)) {
+      ++report_.stats.duplicated;
+      copies.push_back(delay());
+    }
+    return copies;
+  }
+
+  void SendRaft(const Message& m) {
+    ++report_.stats.messages;
+    if (blocked_.contains({m.from, m.to})) {
+      ++report_.stats.dropped;
+      if (opts_.trace) Trace("n{} -> n{} blocked: {}", m.from, m.to, raft::DescribeMessage(m));
+      return;
+    }
+    std::vector<int64_t> copies = Transmit();
+    if (opts_.trace) {
+      Trace("send {}{}", raft::DescribeMessage(m),
+            copies.empty()      ? " (dropped)"
+            : copies.size() > 1 ? " (duplicated)"
+                                : "");
+    }
+    for (int64_t d : copies) {
+      At(now_ + d, [this, m] {
+        Node& to = N(m.to);
+        if (!to.up) return;
+        if (blocked_.contains({m.from, m.to})) return;
+        Status st = to.raft->Step(m);
+        if (!st.ok()) {
+          Violation("step", fmt::format("n{} refuses {}: {}", m.to, raft::DescribeMessage(m),
+                                        st.ToString()));
+        }
+        Process(to);
+      });
+    }
+  }
+
+  void SendRequest(Client& cl) {
+    Command cmd{cl.id, cl.req, cl.op};
+    const NodeId to = cl.target;
+    for (int64_t d : Transmit()) At(now_ + d, [this, to, cmd] { HandleRequest(to, cmd); });
+  }
+
+  void SendReply(const ClientReply& r) {
+    for (int64_t d : Transmit()) At(now_ + d, [this, r] { HandleReply(r); });
+  }
+
+  // ---- clients
+
+  void NextOp(uint64_t id) {
+    Client& cl = clients_[id - 1];
+    if (cl.in_flight) return;
+    if (!cl.final_writer && healed_) return;
+    if (cl.final_writer && final_index_ != 0) return;
+    const std::string key = cl.final_writer ? "k0" : fmt::format("k{}", rand_.Uniform(opts_.keys));
+    const std::string value = fmt::format("c{}v{}", cl.id, ++cl.value_seq);
+    const uint64_t kind = cl.final_writer ? 0 : rand_.Uniform(10);
+    if (kind < 4) {
+      cl.op = check::Op::Write(key, value);
+    } else if (kind < 6) {
+      std::optional<std::string> expected;
+      if (!rand_.Chance(0.2)) {
+        expected = fmt::format("c{}v{}", rand_.Uniform(opts_.clients) + 1, rand_.Range(1, 4));
+        if (rand_.Chance(0.5) && last_written_.contains(key)) expected = last_written_[key];
+      }
+      cl.op = check::Op::Cas(key, expected, value);
+    } else {
+      cl.op = check::Op::Read(key);
+    }
+    if (cl.op.type != check::OpType::kRead) last_written_[key] = value;
+    ++cl.req;
+    cl.in_flight = true;
+    ++report_.stats.ops;
+    Status st = history_.Invoke(cl.id, cl.op);
+    if (!st.ok()) Violation("history", st.ToString());
+    Trace("client {} invokes #{} {} at n{}", cl.id, cl.req, DescribeOp(cl.op), cl.target);
+    SendRequest(cl);
+    At(now_ + kClientResendUs, [this, id, req = cl.req] { Resend(id, req, 1); });
+    At(now_ + opts_.client_timeout_us, [this, id, req = cl.req] { Timeout(id, req); });
+  }
+
+  // Resending the same request id is safe: the state machine applies a request id once.
+  void Resend(uint64_t id, uint64_t req, int attempt) {
+    Client& cl = clients_[id - 1];
+    if (!cl.in_flight || cl.req != req) return;
+    if (attempt % 2 == 0) cl.target = RandomNode();
+    SendRequest(cl);
+    At(now_ + kClientResendUs, [this, id, req, attempt] { Resend(id, req, attempt + 1); });
+  }
+
+  void Timeout(uint64_t id, uint64_t req) {
+    Client& cl = clients_[id - 1];
+    if (!cl.in_flight || cl.req != req) return;
+    cl.in_flight = false;
+    ++report_.stats.unknown;
+    Status st = history_.Info(cl.id);
+    if (!st.ok()) Violation("history", st.ToString());
+    Trace("client {} #{} times out: outcome unknown", cl.id, req);
+    cl.target = RandomNode();
+    At(now_ + rand_.Range(1'000, 20'000), [this, id] { NextOp(id); });
+  }
+
+  void HandleReply(const ClientReply& r) {
+    Client& cl = clients_[r.client - 1];
+    if (!cl.in_flight || cl.req != r.req) return;
+    if (r.kind != ReplyKind::kOk) {
+      cl.target = r.hint != raft::kNoNode ? r.hint : (r.from % nodes_.size()) + 1;
+      Trace("client {} #{} {} by n{}, next n{}", cl.id, cl.req,
+            r.kind == ReplyKind::kRefused ? "refused" : "to retry", r.from, cl.target);
+      At(now_ + rand_.Range(2'000, 10'000), [this, id = cl.id, req = cl.req] {
+        Client& c = clients_[id - 1];
+        if (c.in_flight && c.req == req) SendRequest(c);
+      });
+      return;
+    }
+    cl.in_flight = false;
+    cl.target = r.from;
+    ++report_.stats.ok;
+    Status st;
+    switch (cl.op.type) {
+      case check::OpType::kRead:
+        st = history_.OkRead(cl.id, r.result.value);
+        Trace("client {} #{} ok from n{}: {} = {}", cl.id, r.req, r.from, cl.op.key,
+              r.result.value.value_or("nil"));
+        break;
+      case check::OpType::kWrite:
+        st = history_.OkWrite(cl.id);
+        Trace("client {} #{} ok from n{} (index {})", cl.id, r.req, r.from, r.index);
+        break;
+      case check::OpType::kCas:
+        st = history_.OkCas(cl.id, r.result.swapped);
+        Trace("client {} #{} ok from n{}: swapped={} (index {})", cl.id, r.req, r.from,
+              r.result.swapped, r.index);
+        break;
+    }
+    if (!st.ok()) Violation("history", st.ToString());
+    if (cl.final_writer) {
+      final_index_ = r.index;
+      Trace("final write acknowledged at index {}", r.index);
+      CheckDone();
+      return;
+    }
+    At(now_ + rand_.Range(0, 20'000), [this, id = cl.id] { NextOp(id); });
+  }
+
+  // ---- faults
+
+  void ScheduleCrash() {
+    At(now_ + rand_.Range(100'000, 600'000), [this] {
+      if (healed_) return;
+      // Half of the crashes hit the leader: leader changes are where Raft gets interesting.
+      NodeId victim = RandomNode();
+      if (rand_.Chance(0.5) && Leader() != raft::kNoNode) victim = Leader();
+      Node& node = N(victim);
+      if (node.up) {
+        Crash(node);
+        At(now_ + rand_.Range(20'000, 400'000), [this, id = node.id] {
+          if (!N(id).up && !healed_) Start(N(id));
+        });
+      }
+      ScheduleCrash();
+    });
+  }
+
+  void SchedulePartition() {
+    At(now_ + rand_.Range(50'000, 400'000), [this] {
+      if (healed_) return;
+      ++report_.stats.partitions;
+      const size_t n = nodes_.size();
+      std::string what;
+      const uint64_t kind = rand_.Uniform(3);
+      if (kind < 2) {
+        std::vector<bool> side(n);
+        size_t in_a = 0;
+        if (kind == 0 && Leader() != raft::kNoNode) {
+          side[Leader() - 1] = true;
+          in_a = 1;
+        }
+        for (int attempt = 0; attempt < 100 && (in_a == 0 || in_a == n); ++attempt) {
+          in_a = 0;
+          for (size_t i = 0; i < n; ++i) {
+            side[i] = rand_.Chance(0.5);
+            in_a += side[i] ? 1 : 0;
+          }
+        }
+        if (in_a == 0 || in_a == n) {
+          side.assign(n, false);
+          side[0] = true;
+        }
+        for (size_t a = 0; a < n; ++a) {
+          for (size_t b = 0; b < n; ++b) {
+            if (side[a] != side[b]) blocked_.insert({a + 1, b + 1});
+          }
+          if (side[a]) what += fmt::format(" n{}", a + 1);
+        }
+        what = "symmetric partition {" + what + " } | rest";
+      } else {
+        const int links = static_cast<int>(rand_.Range(1, static_cast<int64_t>(n)));
+        what = "one-way partition:";
+        for (int k = 0; k < links; ++k) {
+          const NodeId a = RandomNode();
+          const NodeId b = (a + rand_.Uniform(n - 1)) % n + 1;  // any node but a
+          blocked_.insert({a, b});
+          what += fmt::format(" n{}->n{}", a, b);
+        }
+      }
+      Trace("{}", what);
+      At(now_ + rand_.Range(50'000, 500'000), [this] {
+        if (healed_) return;
+        blocked_.clear();
+        Trace("partition heals");
+        SchedulePartition();
+      });
+    });
+  }
+
+  void Heal() {
+    healed_ = true;
+    blocked_.clear();
+    Trace("HEAL: faults off, every node up");
+    for (Node& node : nodes_) {
+      if (!node.up) Start(node);
+    }
+    At(now_, [this] { NextOp(clients_.back().id); });
+  }
+
+  // ---- checks
+
+  void PeriodicCheck() {
+    CheckLogMatching();
+    CheckDone();
+    if (!done_) At(now_ + kCheckEveryUs, [this] { PeriodicCheck(); });
+  }
+
+  void CheckDone() {
+    if (final_index_ == 0) return;
+    for (const Node& node : nodes_) {
+      if (!node.up || node.applied < final_index_) return;
+    }
+    for (const Client& cl : clients_) {
+      if (cl.in_flight) return;
+    }
+    done_ = true;
+    Trace("done: final write applied on every node");
+  }
+
+  void CheckLogMatching() {
+    std::vector<std::pair<NodeId, std::vector<Entry>>> logs;
+    for (const Node& node : nodes_) {
+      if (!node.up) continue;
+      const raft::RaftLog& log = node.raft->log();
+      logs.emplace_back(node.id, log.Slice(1, log.LastIndex() + 1, UINT64_MAX));
+    }
+    for (size_t a = 0; a < logs.size(); ++a) {
+      for (size_t b = a + 1; b < logs.size(); ++b) {
+        const auto& x = logs[a].second;
+        const auto& y = logs[b].second;
+        size_t k = std::min(x.size(), y.size());
+        while (k > 0 && x[k - 1].term != y[k - 1].term) --k;
+        for (size_t i = 0; i < k; ++i) {
+          if (!(x[i] == y[i])) {
+            Violation("log matching",
+                      fmt::format("n{} and n{} agree on term {} at index {} but differ at {}",
+                                  logs[a].first, logs[b].first, x[k - 1].term, k, i + 1));
+            return;
+          }
+        }
+      }
+    }
+  }
+
+  void CheckHistory() {
+    // Operations still in flight stay pending; the checker treats them as unknown.
+    check::CheckOptions co;
+    co.max_states_per_key = kCheckerStates;
+    check::CheckResult res = check::CheckLinearizable(history_, co);
+    report_.stats.check_states = res.states;
+    if (res.outcome == check::CheckOutcome::kViolation) {
+      Violation("linearizability", res.explanation);
+    } else if (res.outcome == check::CheckOutcome::kUnknown) {
+      Violation("linearizability", "checker budget exhausted on key " + res.key);
+    }
+    Trace("history: {} events, linearizability {}", history_.events().size(),
+          check::CheckOutcomeName(res.outcome));
+  }
+
+  const RaftSimOptions opts_;
+  Rand rand_;
+  RaftSimReport report_;
+  std::vector<Node> nodes_;
+  std::vector<Client> clients_;
+  std::vector<Event> queue_;
+  uint64_t next_seq_ = 0;
+  int64_t now_ = 0;
+  int64_t fault_end_ = 0;
+  bool healed_ = false;
+  bool done_ = false;
+  uint64_t final_index_ = 0;
+  std::set<std::pair<NodeId, NodeId>> blocked_;
+  std::map<uint64_t, NodeId> leaders_;  // term -> leader
+  std::vector<Entry> applied_log_;      // what was applied at each index, first seen
+  std::vector<CommitRecord> commit_records_;
+  std::map<std::string, std::string> last_written_;
+  std::map<std::string, int> violations_per_kind_;
+  check::History history_;
+};
+
+}  // namespace
+
+RaftSimReport RunRaftSim(const RaftSimOptions& options) { return RaftSim(options).Run(); }
+
+std::string FormatRaftStats(const RaftSimReport& r) {
+  const RaftSimStats& s = r.stats;
+  return fmt::format(
+      "seed {}: {} nodes, {} ops ({} ok, {} unknown), {} committed, {} leaders, {} crashes, {} "
+      "partitions, {} messages ({} dropped, {} duplicated), {} events, {} checker states, "
+      "end t={}ms",
+      r.seed, s.nodes, s.ops, s.ok, s.unknown, s.committed, s.elections, s.crashes, s.partitions,
+      s.messages, s.dropped, s.duplicated, s.events, s.check_states, s.end_us / 1000);
+}
+
+std::string RaftReplayCommand(const RaftSimOptions& o) {
+  std::string cmd = fmt::format("dtxsim raft --seed {} --trace", o.seed);
+  if (o.nodes == 3 || o.nodes == 5) cmd += fmt::format(" --nodes {}", o.nodes);
+  if (!o.faults) cmd += " --no-faults";
+  if (!o.crashes) cmd += " --no-crashes";
+  if (o.break_mode == RaftBreak::kUnsyncedAppends) cmd += " --break-unsynced-appends";
+  if (o.break_mode == RaftBreak::kLocalReads) cmd += " --break-local-reads";
+  return cmd;
+}
+
+}  // namespace dtx::sim
