@@ -494,7 +494,21 @@ class RaftSim {
   void Process(Node& node) {
     for (int round = 0; round < kMaxReadyRounds && node.up && node.raft->HasReady(); ++round) {
       raft::Ready rd = node.raft->Ready();
+      // A crash in the middle of a persist: the fsync fails after the write (so the write is on
+      // its way but not durable) and the node dies before sending anything.
+      const bool crash_in_persist =
+          opts_.crashes && !healed_ && !rd.entries.empty() && rand_.Chance(0.004);
+      if (crash_in_persist) node.env->SetSyncError(true);
       Status st = node.storage->Persist(rd);
+      if (crash_in_persist) {
+        ++report_.stats.persist_crashes;
+        Trace("n{} crashes inside a persist of {} entries ({})", node.id, rd.entries.size(),
+              st.ok() ? "nothing to sync" : "fsync failed");
+        Crash(node);
+        node.env->SetSyncError(false);
+        ScheduleRestart(node.id);
+        return;
+      }
       if (!st.ok()) {
         Violation("storage", fmt::format("n{} cannot persist: {}", node.id, st.ToString()));
         Crash(node);
@@ -861,6 +875,12 @@ class RaftSim {
 
   // ---- faults
 
+  void ScheduleRestart(NodeId id) {
+    At(now_ + rand_.Range(20'000, 400'000), [this, id] {
+      if (!N(id).up && !healed_) Start(N(id));
+    });
+  }
+
   void ScheduleCrash() {
     At(now_ + rand_.Range(100'000, 600'000), [this] {
       if (healed_) return;
@@ -870,9 +890,7 @@ class RaftSim {
       Node& node = N(victim);
       if (node.up) {
         Crash(node);
-        At(now_ + rand_.Range(20'000, 400'000), [this, id = node.id] {
-          if (!N(id).up && !healed_) Start(N(id));
-        });
+        ScheduleRestart(node.id);
       }
       ScheduleCrash();
     });
@@ -1023,16 +1041,54 @@ class RaftSim {
 
 }  // namespace
 
-RaftSimReport RunRaftSim(const RaftSimOptions& options) { return RaftSim(options).Run(); }
+Status ValidateRaftSimOptions(const RaftSimOptions& o) {
+  if (o.nodes != 0 && o.nodes != 3 && o.nodes != 5) {
+    return InvalidArgument(fmt::format("raft sim: nodes must be 0, 3 or 5, got {}", o.nodes));
+  }
+  if (o.clients < 1 || o.clients > 64) {
+    return InvalidArgument(fmt::format("raft sim: clients must be in [1, 64], got {}", o.clients));
+  }
+  if (o.keys < 1 || o.keys > 1000) {
+    return InvalidArgument(fmt::format("raft sim: keys must be in [1, 1000], got {}", o.keys));
+  }
+  if (o.fault_phase_us < 0 || o.fault_phase_us > 3'600'000'000) {
+    return InvalidArgument("raft sim: fault_phase_us must be in [0, 1 h]");
+  }
+  if (o.liveness_us < 100'000 || o.liveness_us > 3'600'000'000) {
+    return InvalidArgument("raft sim: liveness_us must be in [100 ms, 1 h]");
+  }
+  if (o.tick_us < 1'000 || o.tick_us > 1'000'000) {
+    return InvalidArgument("raft sim: tick_us must be in [1 ms, 1 s]");
+  }
+  if (!(o.max_drift >= 0 && o.max_drift <= 0.5)) {
+    return InvalidArgument("raft sim: max_drift must be in [0, 0.5]");
+  }
+  if (o.client_timeout_us < 10'000 || o.client_timeout_us > 60'000'000) {
+    return InvalidArgument("raft sim: client_timeout_us must be in [10 ms, 60 s]");
+  }
+  return Status::Ok();
+}
+
+RaftSimReport RunRaftSim(const RaftSimOptions& options) {
+  if (Status st = ValidateRaftSimOptions(options); !st.ok()) {
+    RaftSimReport r;
+    r.seed = options.seed;
+    r.violations.push_back("options: " + st.message());
+    return r;
+  }
+  return RaftSim(options).Run();
+}
 
 std::string FormatRaftStats(const RaftSimReport& r) {
   const RaftSimStats& s = r.stats;
   return fmt::format(
       "seed {}: {} nodes, {} ops ({} ok, {} unknown), {} committed, {} leaders, {} crashes, {} "
-      "partitions, {} messages ({} dropped, {} duplicated), {} events, {} checker states, "
+      "partitions, {} crashes inside a persist, {} messages ({} dropped, {} duplicated), {} "
+      "events, {} checker states, "
       "end t={}ms",
       r.seed, s.nodes, s.ops, s.ok, s.unknown, s.committed, s.elections, s.crashes, s.partitions,
-      s.messages, s.dropped, s.duplicated, s.events, s.check_states, s.end_us / 1000);
+      s.persist_crashes, s.messages, s.dropped, s.duplicated, s.events, s.check_states,
+      s.end_us / 1000);
 }
 
 std::string RaftReplayCommand(const RaftSimOptions& o) {

@@ -16,7 +16,9 @@
 //     directed links blocked);
 //   - crashes: MemEnv::SimulateCrash (unsynced writes lost, the last write possibly torn), a
 //     random downtime, then a restart from the WAL with a fresh RawNode and an empty state
-//     machine rebuilt from the committed log;
+//     machine rebuilt from the committed log; some crashes hit inside a persist (the WAL's
+//     fsync fails after its write, the node dies before sending), which leaves written but
+//     unsynced WAL data for the crash to drop or tear;
 //   - clock drift: each node ticks at its own rate within +-max_drift of the nominal tick.
 // Then a heal phase: every node restarted, no partitions, drops, duplicates or crashes.
 //
@@ -46,6 +48,8 @@
 #include <string>
 #include <vector>
 
+#include "base/status.h"
+
 namespace dtx::sim {
 
 enum class RaftBreak {
@@ -58,14 +62,15 @@ enum class RaftBreak {
 
 struct RaftSimOptions {
   uint64_t seed = 1;
-  // 3 or 5; 0 picks one from the seed (3 more often).
+  // 3 or 5; 0 picks one from the seed (3 more often). The ranges of the fields below are
+  // checked by ValidateRaftSimOptions.
   int nodes = 0;
   int clients = 4;
   int keys = 3;
   bool faults = true;   // network faults and partitions in the fault phase
   bool crashes = true;  // node crash-restarts in the fault phase
   bool trace = false;   // record the timeline in RaftSimReport::trace
-  int64_t fault_phase_us = 3'000'000;
+  int64_t fault_phase_us = 4'000'000;
   // Virtual time after the heal within which the final write must be applied everywhere.
   int64_t liveness_us = 5'000'000;
   int64_t tick_us = 10'000;  // nominal tick; election_tick 10, heartbeat_tick 1
@@ -77,10 +82,11 @@ struct RaftSimOptions {
 
 struct RaftSimStats {
   int nodes = 0;
-  int ops = 0;      // client operations invoked (the final write included)
-  int ok = 0;       // acknowledged
-  int unknown = 0;  // timed out (info)
-  int crashes = 0;
+  int ops = 0;              // client operations invoked (the final write included)
+  int ok = 0;               // acknowledged
+  int unknown = 0;          // timed out (info)
+  int crashes = 0;          // all crashes, persist_crashes included
+  int persist_crashes = 0;  // crashes inside a persist (written, fsync failed, not sent)
   int partitions = 0;
   int elections = 0;  // distinct (term, leader) pairs seen
   uint64_t messages = 0;
@@ -100,8 +106,11 @@ struct RaftSimReport {
   bool ok() const { return violations.empty(); }
 };
 
+// kInvalidArgument naming the first option out of its range.
+Status ValidateRaftSimOptions(const RaftSimOptions& options);
+
 // Runs one simulation. Never throws on misbehaviour of the simulated system: everything wrong
-// ends up in `violations`.
+// ends up in `violations`; invalid options give the single violation "options: ...".
 RaftSimReport RunRaftSim(const RaftSimOptions& options);
 
 // One line of run statistics, e.g. "seed 7: 3 nodes, 52 ops (47 ok, 5 unknown), ...".

@@ -39,12 +39,30 @@ TEST(RaftSimTest, BothClusterSizesRun) {
   }
 }
 
+TEST(RaftSimTest, BadOptionsAreReportedNotRun) {
+  RaftSimOptions o;
+  o.nodes = 4;
+  RaftSimReport r = RunRaftSim(o);
+  ASSERT_EQ(r.violations.size(), 1u);
+  EXPECT_NE(r.violations[0].find("nodes must be 0, 3 or 5"), std::string::npos) << r.violations[0];
+  EXPECT_EQ(r.stats.events, 0u);
+  o.nodes = 3;
+  o.keys = 0;
+  EXPECT_FALSE(ValidateRaftSimOptions(o).ok());
+  o.keys = 3;
+  o.max_drift = -0.1;
+  EXPECT_FALSE(ValidateRaftSimOptions(o).ok());
+  o.max_drift = 0.05;
+  EXPECT_TRUE(ValidateRaftSimOptions(o).ok());
+}
+
 TEST(RaftSimTest, ThousandSeedsWithAllFaults) {
   const auto start = std::chrono::steady_clock::now();
   int failed = 0;
   uint64_t ops = 0;
   uint64_t ok = 0;
   uint64_t crashes = 0;
+  uint64_t persist_crashes = 0;
   uint64_t partitions = 0;
   uint64_t committed = 0;
   for (uint64_t seed = 1; seed <= 1000; ++seed) {
@@ -54,6 +72,7 @@ TEST(RaftSimTest, ThousandSeedsWithAllFaults) {
     ops += r.stats.ops;
     ok += r.stats.ok;
     crashes += r.stats.crashes;
+    persist_crashes += r.stats.persist_crashes;
     partitions += r.stats.partitions;
     committed += r.stats.committed;
     if (!r.ok()) {
@@ -65,9 +84,11 @@ TEST(RaftSimTest, ThousandSeedsWithAllFaults) {
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::cout << "1000 seeds: " << secs << " s, " << ops << " ops (" << ok << " ok), " << committed
-            << " entries committed, " << crashes << " crashes, " << partitions << " partitions\n";
+            << " entries committed, " << crashes << " crashes (" << persist_crashes
+            << " inside a persist), " << partitions << " partitions\n";
   // The faults must actually happen and the clients must get work done.
   EXPECT_GT(crashes, 1000u);
+  EXPECT_GT(persist_crashes, 100u);
   EXPECT_GT(partitions, 1000u);
   EXPECT_GT(ok, ops / 2);
 }
