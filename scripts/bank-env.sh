@@ -53,7 +53,7 @@ dtxd_port=$(free_port)
 dtxd_url=http://127.0.0.1:$dtxd_port
 start_dtxd() {
   "$dtxd_bin" --listen "127.0.0.1:$dtxd_port" --data-dir "$work/dtxd" --retry-interval-ms 200 \
-    --max-retry-interval-ms 1000 --prepared-timeout-ms 5000 --msg-timeout-ms 2000 \
+    --max-retry-interval-ms 1000 --prepared-timeout-ms 5000 --msg-timeout-ms 5000 \
     --wait-result-timeout-ms 2000 ${dtxd_flags[@]+"${dtxd_flags[@]}"} >>"$work/dtxd.log" 2>&1 &
   dtxd_pid=$!
   pids+=("$dtxd_pid")

@@ -341,10 +341,19 @@ void BankService::RegisterRoutes() {
   // Two-phase message: the debit is the local transaction of /transfer; dtxd delivers the credit.
   barrier_route("/msg/credit", bind(&BankService::Credit));
   server_->HandleQueryPrepared("/msg/query-prepared");
-  // XA.
-  server_->Handle("/xa/debit", [this](const BranchRequest& r) { return XaPhase1(r, true); });
-  server_->Handle("/xa/credit", [this](const BranchRequest& r) { return XaPhase1(r, false); });
-  server_->Handle("/xa/phase2", [this](const BranchRequest& r) { return XaPhase2(r); });
+  // XA: the SDK prepares each branch in this service's database, registers it with dtxd and
+  // finishes it when dtxd calls back.
+  auto xa_step = [this](bool debit) {
+    return [this, debit](LocalTx& tx, const BranchRequest& r) -> Status {
+      auto m = ParseMove(r.body);
+      if (!m.ok()) return dtx::Aborted(m.status().message());
+      m->gid = r.info.gid;
+      m->step = r.path;
+      return debit ? Debit(tx, *m) : Credit(tx, *m);
+    };
+  };
+  server_->HandleXa("/xa/debit", "/xa/debit-phase2", xa_step(true));
+  server_->HandleXa("/xa/credit", "/xa/credit-phase2", xa_step(false));
   // Plain routes.
   server_->HandlePlain("/transfer", [this](const BranchRequest& r) { return HandleTransfer(r); });
   server_->HandlePlain("/balances", [this](const BranchRequest&) { return HandleBalances(); });
@@ -364,53 +373,6 @@ void BankService::RegisterRoutes() {
   server_->HandlePlain("/health", [](const BranchRequest&) {
     return PlainResponse{200, "application/json", R"({"status":"ok"})"};
   });
-}
-
-BranchResult BankService::XaPhase1(const BranchRequest& r, bool debit) {
-  if (r.info.op != dtx::sdk::kOpAction || r.info.trans_type != dtx::sdk::kTransXa) {
-    return BranchResult::Failure("expected trans_type=xa&op=action");
-  }
-  auto m = ParseMove(r.body);
-  if (!m.ok()) return BranchResult::Failure(m.status().message());
-  m->gid = r.info.gid;
-  m->step = r.path;
-  auto xa = ThreadXa();
-  if (!xa.ok()) return xa.status();
-  const dtx::sdk::XaBranch branch{r.info.gid, r.info.branch_id};
-  Status s = (*xa)->RunAndPrepare(
-      branch, [&](LocalTx& tx) { return debit ? Debit(tx, *m) : Credit(tx, *m); });
-  if (!s.ok()) {
-    if (s.code() == StatusCode::kUnavailable) DropThreadConnections();
-    return s;
-  }
-  // DTM's XA: the participant registers its prepared branch, naming its own phase-2 URL.
-  Status reg = dtxd_->CallApi("registerBranch", json{{"gid", branch.gid},
-                                                     {"trans_type", "xa"},
-                                                     {"branch_id", branch.branch_id},
-                                                     {"data", r.body},
-                                                     {"url", self_url_ + "/xa/phase2"}});
-  if (!reg.ok()) {
-    // The initiator sees a failure and aborts, so dtxd never commits this branch; undo it now
-    // (the recovery loop finishes it if this fails too).
-    (void)(*xa)->Rollback(branch);
-    return BranchResult::Failure("registerBranch: " + reg.ToString());
-  }
-  return BranchResult::Success();
-}
-
-BranchResult BankService::XaPhase2(const BranchRequest& r) {
-  if (r.info.trans_type != dtx::sdk::kTransXa ||
-      (r.info.op != dtx::sdk::kOpCommit && r.info.op != dtx::sdk::kOpRollback)) {
-    return BranchResult::Failure("expected trans_type=xa&op=commit|rollback");
-  }
-  auto xa = ThreadXa();
-  if (!xa.ok()) return xa.status();
-  const dtx::sdk::XaBranch branch{r.info.gid, r.info.branch_id};
-  Status s = r.info.op == dtx::sdk::kOpCommit ? (*xa)->Commit(branch) : (*xa)->Rollback(branch);
-  if (s.code() == StatusCode::kUnavailable) DropThreadConnections();
-  // Phase 2 must eventually succeed: any error is retried by dtxd, never a FAILURE.
-  if (!s.ok()) return BranchResult::Retry(s.ToString());
-  return BranchResult::Success();
 }
 
 Status BankService::RunTransfer(const Transfer& t, std::string* outcome) {
@@ -568,25 +530,6 @@ PlainResponse BankService::HandleRecover() {
                             {"left", report->left}});
 }
 
-void BankService::RecoveryLoop() {
-  std::unique_ptr<dtx::sdk::XaResource> xa;
-  std::unique_lock lock(recovery_mu_);
-  while (!stopping_) {
-    lock.unlock();
-    if (!xa) {
-      auto opened = OpenXa();
-      if (opened.ok()) xa = std::move(*opened);
-    }
-    if (xa) {
-      auto report = dtx::sdk::RecoverInDoubt(*xa, *dtxd_);
-      if (!report.ok()) xa.reset();
-    }
-    lock.lock();
-    recovery_cv_.wait_for(lock, std::chrono::seconds(options_.xa_recovery_interval_s),
-                          [this] { return stopping_; });
-  }
-}
-
 Status BankService::Start() {
   if (options_.dsn.empty()) return dtx::InvalidArgument("--dsn is required");
   if (options_.accounts < 1 || options_.accounts > 1'000'000) {
@@ -613,21 +556,17 @@ Status BankService::Start() {
   so.port = options_.port;
   so.worker_threads = options_.workers;
   so.store_factory = [this] { return OpenStore(); };
+  so.xa_factory = [this] { return OpenXa(); };
+  so.dtxd_url = options_.dtxd_url;
+  so.xa_recovery_interval_s = options_.xa_recovery_interval_s;
   server_ = std::make_unique<dtx::sdk::BranchServer>(std::move(so));
   RegisterRoutes();
   DTX_RETURN_IF_ERROR(server_->Start());
   self_url_ = "http://" + options_.host + ":" + std::to_string(server_->port());
-  recovery_thread_ = std::thread([this] { RecoveryLoop(); });
   return Status::Ok();
 }
 
 void BankService::Stop() {
-  {
-    std::lock_guard lock(recovery_mu_);
-    stopping_ = true;
-  }
-  recovery_cv_.notify_all();
-  if (recovery_thread_.joinable()) recovery_thread_.join();
   if (server_) server_->Stop();
 }
 

@@ -10,13 +10,10 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
 
 #include "dtx/barrier.h"
 #include "dtx/client.h"
@@ -102,26 +99,17 @@ class BankService {
   // Runs `body` in a local transaction on this thread's connection; commits if it returns OK.
   dtx::Status RunLocal(const std::function<dtx::Status(dtx::sdk::LocalTx&)>& body);
 
-  dtx::sdk::BranchResult XaPhase1(const dtx::sdk::BranchRequest& r, bool debit);
-  dtx::sdk::BranchResult XaPhase2(const dtx::sdk::BranchRequest& r);
   dtx::sdk::PlainResponse HandleTransfer(const dtx::sdk::BranchRequest& r);
   dtx::sdk::PlainResponse HandleBalances();
   dtx::sdk::PlainResponse HandlePrepared();
   dtx::sdk::PlainResponse HandleRecover();
   dtx::Status RunTransfer(const Transfer& t, std::string* outcome);
 
-  void RecoveryLoop();
-
   BankOptions options_;
   std::string self_url_;
   std::unique_ptr<dtx::sdk::DtxClient> dtxd_;
   std::unique_ptr<dtx::sdk::BranchServer> server_;
   std::atomic<int> transfers_in_flight_{0};
-
-  std::mutex recovery_mu_;
-  std::condition_variable recovery_cv_;
-  bool stopping_ = false;
-  std::thread recovery_thread_;
 };
 
 }  // namespace bank

@@ -37,6 +37,7 @@
 
 #include "dtx/barrier.h"
 #include "dtx/status.h"
+#include "dtx/xa.h"
 
 namespace dtx::sdk {
 
@@ -81,6 +82,8 @@ using BranchFn = std::function<BranchResult(const BranchRequest&)>;
 using BarrierBusiness = std::function<Status(LocalTx&, const BranchRequest&)>;
 // Opens one BarrierStore for one worker thread.
 using StoreFactory = std::function<Result<std::unique_ptr<BarrierStore>>()>;
+// Opens one XaResource for one worker thread (OpenPostgresXa, OpenMariaDbXa).
+using XaFactory = std::function<Result<std::unique_ptr<XaResource>>()>;
 
 // A plain HTTP answer for non-branch routes (health, balances, ...).
 struct PlainResponse {
@@ -106,6 +109,16 @@ struct BranchServerOptions {
   // running transaction must not go.
   int64_t barrier_purge_interval_s = 3600;
   int64_t barrier_purge_age_s = 7 * 24 * 3600;
+  // XA routes (HandleXa): each worker opens its XaResource with `xa_factory`; prepared branches
+  // are registered with the dtxd at `dtxd_url`, naming `advertised_url` + the phase-2 path as
+  // their commit/rollback URL (default: "http://<host>:<bound port>"; set it when dtxd reaches
+  // this server under another address). Every `xa_recovery_interval_s` (0 = never) one worker
+  // runs RecoverInDoubt, finishing branches left prepared by a crash; the first run is right
+  // after Start.
+  XaFactory xa_factory;
+  std::string dtxd_url;
+  std::string advertised_url;
+  int64_t xa_recovery_interval_s = 60;
 };
 
 class BranchServer {
@@ -132,6 +145,14 @@ class BranchServer {
   BranchServer& HandleQueryPrepared(std::string path);
   // Any other route (no query requirements); runs on a worker too. An exception is answered 500.
   BranchServer& HandlePlain(std::string path, PlainFn fn);
+  // An XA branch in DTM's style (see xa.h and Xa::CallBranch in client.h). `phase1_path` takes
+  // trans_type=xa&op=action: it runs `fn` inside XaResource::RunAndPrepare on the worker's
+  // resource, then registers the prepared branch with dtxd (callback: advertised_url +
+  // `phase2_path`) and answers SUCCESS; a refused or failed business answers FAILURE (nothing
+  // stays prepared), and a failed registration rolls the branch back and answers FAILURE.
+  // `phase2_path` takes op=commit or op=rollback and answers SUCCESS once done, or "retry" (never
+  // FAILURE: the second phase must finish). Needs xa_factory and dtxd_url.
+  BranchServer& HandleXa(std::string phase1_path, std::string phase2_path, BarrierBusiness fn);
 
   // Binds and starts the io thread and the workers. Unknown paths answer 404, a full queue 503.
   // Errors: kUnavailable (bind failed), kInvalidArgument (bad options or routes, or a barrier
@@ -148,6 +169,9 @@ class BranchServer {
   // The automatic purge: rows removed so far, and the last run's error (OK if none).
   uint64_t barrier_rows_purged() const;
   Status last_purge_error() const;
+  // The automatic XA recovery: runs completed so far, and the last run's error (OK if none).
+  uint64_t xa_recovery_runs() const;
+  Status last_xa_recovery_error() const;
 
   class Impl;
 

@@ -79,6 +79,11 @@ runtime::HttpResponse ToHttp(const BranchResult& result) {
   return MessageResponse(500, result.message());
 }
 
+// An IPv6 literal needs brackets inside a URL.
+std::string HostForUrl(const std::string& host) {
+  return host.find(':') != std::string::npos ? "[" + host + "]" : host;
+}
+
 std::string CurrentExceptionMessage() {
   try {
     throw;
@@ -89,10 +94,11 @@ std::string CurrentExceptionMessage() {
   }
 }
 
-// A worker's lazily opened store.
+// A worker's lazily opened store and XA resource.
 class WorkerStore {
  public:
-  explicit WorkerStore(const StoreFactory& factory) : factory_(factory) {}
+  WorkerStore(const StoreFactory& factory, const XaFactory& xa_factory)
+      : factory_(factory), xa_factory_(xa_factory) {}
 
   Result<BarrierStore*> Get() {
     if (store_) return store_.get();
@@ -112,21 +118,40 @@ class WorkerStore {
     if (s.code() == StatusCode::kUnavailable) store_.reset();
   }
 
+  Result<XaResource*> Xa() {
+    if (xa_) return xa_.get();
+    if (!xa_factory_) return FailedPrecondition("no xa_factory configured");
+    auto opened = xa_factory_();
+    if (!opened.ok()) {
+      return Status(opened.status().code(),
+                    "opening the XA resource: " + opened.status().message());
+    }
+    if (!*opened) return Internal("opening the XA resource: xa_factory returned null");
+    xa_ = std::move(*opened);
+    return xa_.get();
+  }
+  void NoteXa(const Status& s) {
+    if (s.code() == StatusCode::kUnavailable) xa_.reset();
+  }
+
  private:
   const StoreFactory& factory_;
+  const XaFactory& xa_factory_;
   std::unique_ptr<BarrierStore> store_;
+  std::unique_ptr<XaResource> xa_;
 };
 
 // Ten years: far beyond any useful interval, far below a steady_clock overflow.
 constexpr int64_t kMaxPurgeIntervalS = 10LL * 365 * 24 * 3600;
 
-enum class RouteKind { kBranch, kBarrier, kQueryPrepared, kPlain };
+enum class RouteKind { kBranch, kBarrier, kQueryPrepared, kPlain, kXaPhase1, kXaPhase2 };
 
 struct Route {
   RouteKind kind;
   BranchFn branch;
-  BarrierBusiness barrier;
+  BarrierBusiness barrier;  // also the business of kXaPhase1
   PlainFn plain;
+  std::string phase2_path;  // kXaPhase1: where dtxd calls back
 };
 
 Status CheckOptions(const BranchServerOptions& o) {
@@ -149,6 +174,13 @@ Status CheckOptions(const BranchServerOptions& o) {
     return InvalidArgument("barrier_purge_age_s must be >= 0, got " +
                            std::to_string(o.barrier_purge_age_s));
   }
+  if (o.xa_recovery_interval_s < 0 || o.xa_recovery_interval_s > kMaxPurgeIntervalS) {
+    return InvalidArgument("xa_recovery_interval_s must be in 0.." +
+                           std::to_string(kMaxPurgeIntervalS) + ", got " +
+                           std::to_string(o.xa_recovery_interval_s));
+  }
+  if (!o.advertised_url.empty())
+    DTX_RETURN_IF_ERROR(ValidateUrl(o.advertised_url, "advertised_url"));
   return Status::Ok();
 }
 
@@ -168,7 +200,8 @@ class BranchServer::Impl {
     } else if (routes_.count(path) != 0) {
       route_error_ = InvalidArgument("route path '" + path + "' is registered twice");
     } else if ((route.kind == RouteKind::kBranch && !route.branch) ||
-               (route.kind == RouteKind::kBarrier && !route.barrier) ||
+               ((route.kind == RouteKind::kBarrier || route.kind == RouteKind::kXaPhase1) &&
+                !route.barrier) ||
                (route.kind == RouteKind::kPlain && !route.plain)) {
       route_error_ = InvalidArgument("route '" + path + "' has an empty handler");
     } else {
@@ -184,10 +217,24 @@ class BranchServer::Impl {
     }
     DTX_RETURN_IF_ERROR(CheckOptions(options_));
     DTX_RETURN_IF_ERROR(route_error_);
+    bool has_xa = false;
     for (const auto& [path, route] : routes_) {
       if ((route.kind == RouteKind::kBarrier || route.kind == RouteKind::kQueryPrepared) &&
           !options_.store_factory) {
         return InvalidArgument("route '" + path + "' needs a store_factory");
+      }
+      if (route.kind == RouteKind::kXaPhase1 || route.kind == RouteKind::kXaPhase2) {
+        if (!options_.xa_factory)
+          return InvalidArgument("route '" + path + "' needs an xa_factory");
+        if (options_.dtxd_url.empty())
+          return InvalidArgument("route '" + path + "' needs a dtxd_url");
+        has_xa = true;
+      }
+    }
+    if (has_xa) {
+      dtxd_ = std::make_unique<DtxClient>(options_.dtxd_url);
+      if (!dtxd_->status().ok()) {
+        return InvalidArgument("dtxd_url: " + dtxd_->status().message());
       }
     }
     runtime::HttpServerOptions http;
@@ -201,11 +248,16 @@ class BranchServer::Impl {
     if (!server.ok()) return server.status();
     server_ = std::move(*server);
     port_ = server_->port();
+    advertised_ = options_.advertised_url.empty()
+                      ? "http://" + HostForUrl(options_.host) + ":" + std::to_string(port_.load())
+                      : options_.advertised_url;
+    while (!advertised_.empty() && advertised_.back() == '/') advertised_.pop_back();
     state_ = State::kRunning;
     for (int i = 0; i < options_.worker_threads; ++i) {
       workers_.emplace_back([this] { WorkerLoop(); });
     }
     if (options_.barrier_purge_interval_s > 0 && options_.store_factory) ArmPurgeTimer();
+    if (has_xa && options_.xa_recovery_interval_s > 0) ArmRecoveryTimer(0);
     io_thread_ = std::thread([this] { io_.run(); });
     return Status::Ok();
   }
@@ -240,6 +292,11 @@ class BranchServer::Impl {
   uint16_t port() const { return port_.load(); }
 
   uint64_t rows_purged() const { return rows_purged_.load(); }
+  uint64_t recovery_runs() const { return recovery_runs_.load(); }
+  Status last_recovery_error() const {
+    std::lock_guard lock(purge_mu_);
+    return last_recovery_error_;
+  }
   Status last_purge_error() const {
     std::lock_guard lock(purge_mu_);
     return last_purge_error_;
@@ -262,7 +319,8 @@ class BranchServer::Impl {
     req.path = std::move(http.path);
     req.query = std::move(http.query);
     req.body = std::move(http.body);
-    if (route.kind == RouteKind::kBranch || route.kind == RouteKind::kBarrier) {
+    if (route.kind == RouteKind::kBranch || route.kind == RouteKind::kBarrier ||
+        route.kind == RouteKind::kXaPhase1 || route.kind == RouteKind::kXaPhase2) {
       auto info = BranchCallInfo::FromQuery(req.query);
       if (!info.ok()) {
         respond(MessageResponse(400, info.status().message()));
@@ -309,6 +367,10 @@ class BranchServer::Impl {
           return ToHttp(RunBarrier(route, req, store));
         case RouteKind::kQueryPrepared:
           return ToHttp(RunQueryPrepared(req, store));
+        case RouteKind::kXaPhase1:
+          return ToHttp(RunXaPhase1(route, req, store));
+        case RouteKind::kXaPhase2:
+          return ToHttp(RunXaPhase2(req, store));
         case RouteKind::kPlain: {
           PlainResponse plain = route.plain(req);
           runtime::HttpResponse r;
@@ -348,8 +410,87 @@ class BranchServer::Impl {
     return BranchResult(s);
   }
 
+  BranchResult RunXaPhase1(const Route& route, const BranchRequest& req, WorkerStore& ws) {
+    if (req.info.trans_type != kTransXa || req.info.op != kOpAction) {
+      return BranchResult::Failure("an XA branch call needs trans_type=xa&op=action");
+    }
+    auto xa = ws.Xa();
+    if (!xa.ok()) {
+      ws.NoteXa(xa.status());
+      return BranchResult::Retry(xa.status().message());
+    }
+    const XaBranch branch{req.info.gid, req.info.branch_id};
+    Status s = (*xa)->RunAndPrepare(branch, [&](LocalTx& tx) { return route.barrier(tx, req); });
+    ws.NoteXa(s);
+    if (!s.ok()) return BranchResult(s);
+    // DTM's XA: the participant registers its prepared branch itself.
+    Status reg = dtxd_->CallApi("registerBranch", json{{"gid", branch.gid},
+                                                       {"trans_type", "xa"},
+                                                       {"branch_id", branch.branch_id},
+                                                       {"data", req.body},
+                                                       {"url", advertised_ + route.phase2_path}});
+    if (!reg.ok()) {
+      // The initiator sees FAILURE and aborts, so dtxd never commits this branch: undo it now
+      // (RecoverInDoubt finishes it if this fails too).
+      Status undo = (*xa)->Rollback(branch);
+      ws.NoteXa(undo);
+      return BranchResult::Failure("registerBranch: " + reg.ToString());
+    }
+    return BranchResult::Success();
+  }
+
+  static BranchResult RunXaPhase2(const BranchRequest& req, WorkerStore& ws) {
+    if (req.info.trans_type != kTransXa ||
+        (req.info.op != kOpCommit && req.info.op != kOpRollback)) {
+      return BranchResult::Failure("an XA second phase needs trans_type=xa&op=commit|rollback");
+    }
+    auto xa = ws.Xa();
+    if (!xa.ok()) {
+      ws.NoteXa(xa.status());
+      return BranchResult::Retry(xa.status().message());
+    }
+    const XaBranch branch{req.info.gid, req.info.branch_id};
+    Status s = req.info.op == kOpCommit ? (*xa)->Commit(branch) : (*xa)->Rollback(branch);
+    ws.NoteXa(s);
+    // The second phase must finish: any error is retried by dtxd, never a FAILURE.
+    if (!s.ok()) return BranchResult::Retry(s.ToString());
+    return BranchResult::Success();
+  }
+
+  // On the io thread, like the purge timer.
+  void ArmRecoveryTimer(int64_t seconds) {
+    recovery_timer_.expires_after(std::chrono::seconds(seconds));
+    recovery_timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (ec) return;
+      if (!recovery_pending_.exchange(true)) {
+        if (!Enqueue([this](WorkerStore& store) { Recover(store); })) recovery_pending_ = false;
+      }
+      ArmRecoveryTimer(options_.xa_recovery_interval_s);
+    });
+  }
+
+  void Recover(WorkerStore& ws) {
+    recovery_pending_ = false;
+    Status error;
+    try {
+      auto xa = ws.Xa();
+      if (xa.ok()) {
+        auto report = RecoverInDoubt(**xa, *dtxd_);
+        error = report.ok() ? Status::Ok() : report.status();
+      } else {
+        error = xa.status();
+      }
+    } catch (...) {
+      error = Internal("XA recovery threw: " + CurrentExceptionMessage());
+    }
+    ws.NoteXa(error);
+    ++recovery_runs_;
+    std::lock_guard lock(purge_mu_);
+    last_recovery_error_ = error;
+  }
+
   void WorkerLoop() {
-    WorkerStore store(options_.store_factory);
+    WorkerStore store(options_.store_factory, options_.xa_factory);
     for (;;) {
       Job job;
       {
@@ -410,6 +551,7 @@ class BranchServer::Impl {
   asio::io_context io_;
   asio::executor_work_guard<asio::io_context::executor_type> work_ = asio::make_work_guard(io_);
   asio::steady_timer purge_timer_{io_};
+  asio::steady_timer recovery_timer_{io_};
 
   mutable std::mutex mu_;  // state_, routes_ before Start, route_error_
   State state_ = State::kNew;
@@ -427,6 +569,12 @@ class BranchServer::Impl {
   std::deque<Job> queue_;
   bool stopping_ = false;
 
+  std::unique_ptr<DtxClient> dtxd_;  // set at Start when there are XA routes
+  std::string advertised_;
+  std::atomic<bool> recovery_pending_{false};
+  std::atomic<uint64_t> recovery_runs_{0};
+  Status last_recovery_error_;  // guarded by purge_mu_
+
   std::atomic<bool> purge_pending_{false};
   std::atomic<uint64_t> rows_purged_{0};
   mutable std::mutex purge_mu_;
@@ -439,22 +587,30 @@ BranchServer::BranchServer(BranchServerOptions options)
 BranchServer::~BranchServer() { impl_->Stop(); }
 
 BranchServer& BranchServer::Handle(std::string path, BranchFn fn) {
-  impl_->Add(std::move(path), Route{RouteKind::kBranch, std::move(fn), {}, {}});
+  impl_->Add(std::move(path), Route{RouteKind::kBranch, std::move(fn), {}, {}, {}});
   return *this;
 }
 
 BranchServer& BranchServer::HandleWithBarrier(std::string path, BarrierBusiness fn) {
-  impl_->Add(std::move(path), Route{RouteKind::kBarrier, {}, std::move(fn), {}});
+  impl_->Add(std::move(path), Route{RouteKind::kBarrier, {}, std::move(fn), {}, {}});
   return *this;
 }
 
 BranchServer& BranchServer::HandleQueryPrepared(std::string path) {
-  impl_->Add(std::move(path), Route{RouteKind::kQueryPrepared, {}, {}, {}});
+  impl_->Add(std::move(path), Route{RouteKind::kQueryPrepared, {}, {}, {}, {}});
   return *this;
 }
 
 BranchServer& BranchServer::HandlePlain(std::string path, PlainFn fn) {
-  impl_->Add(std::move(path), Route{RouteKind::kPlain, {}, {}, std::move(fn)});
+  impl_->Add(std::move(path), Route{RouteKind::kPlain, {}, {}, std::move(fn), {}});
+  return *this;
+}
+
+BranchServer& BranchServer::HandleXa(std::string phase1_path, std::string phase2_path,
+                                     BarrierBusiness fn) {
+  impl_->Add(std::move(phase1_path),
+             Route{RouteKind::kXaPhase1, {}, std::move(fn), {}, phase2_path});
+  impl_->Add(std::move(phase2_path), Route{RouteKind::kXaPhase2, {}, {}, {}, {}});
   return *this;
 }
 
@@ -463,6 +619,8 @@ uint16_t BranchServer::port() const { return impl_->port(); }
 void BranchServer::Stop() { impl_->Stop(); }
 uint64_t BranchServer::barrier_rows_purged() const { return impl_->rows_purged(); }
 Status BranchServer::last_purge_error() const { return impl_->last_purge_error(); }
+uint64_t BranchServer::xa_recovery_runs() const { return impl_->recovery_runs(); }
+Status BranchServer::last_xa_recovery_error() const { return impl_->last_recovery_error(); }
 
 // ---------------------------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 #include "dtx/participant.h"
 
 #include <gtest/gtest.h>
+#include <libpq-fe.h>
 
 #include <atomic>
 #include <chrono>
@@ -21,6 +22,7 @@
 #include "dtx/client.h"
 #include "harness.h"
 #include "process.h"
+#include "sdk/test_servers.h"
 
 namespace dtx::sdk {
 namespace {
@@ -785,6 +787,170 @@ TEST_F(ParticipantTest, SagaThroughDtxdCompensatesAFailedStep) {
   EXPECT_EQ(in_calls, 2);
   EXPECT_EQ(in_compensations, 0) << "the failed step's compensation is an empty one";
   if (HasFailure()) std::printf("--- dtxd log ---\n%s\n", dtxd.LogTail().c_str());
+}
+
+// ---------------------------------------------------------------------------------------------
+// XA through the real dtxd on PostgreSQL: HandleXa routes prepare, register and finish branches.
+
+class ParticipantXaTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string dsn;
+    testutil::RequireDsn("DTX_PG_DSN", "scripts/pg-test-server.sh", &dsn);
+    if (dsn.empty() || IsSkipped()) return;
+    admin_dsn_ = dsn;
+    // A database of its own: XA recovery acts on every dtx branch of its database.
+    db_ = testutil::UniqueName("dtx_px");
+    ASSERT_TRUE(Exec(admin_dsn_, "CREATE DATABASE " + db_));
+    conninfo_ = testutil::InDatabase(dsn, db_);
+    ASSERT_TRUE(Exec(conninfo_,
+                     "CREATE TABLE account (id bigint PRIMARY KEY, balance bigint NOT NULL "
+                     "CHECK (balance >= 0)); INSERT INTO account VALUES (1, 100), (2, 0)"));
+  }
+  void TearDown() override {
+    if (db_.empty()) return;
+    // A failed test may leave prepared branches behind; they would block the drop.
+    if (auto xa = OpenPostgresXa(conninfo_); xa.ok()) {
+      if (auto listed = (*xa)->ListPrepared(); listed.ok()) {
+        for (const auto& b : *listed) (void)(*xa)->Rollback(b);
+      }
+    }
+    (void)Exec(admin_dsn_, "DROP DATABASE IF EXISTS " + db_);
+  }
+
+  static bool Exec(const std::string& conninfo, const std::string& sql) {
+    PGconn* c = PQconnectdb(conninfo.c_str());
+    bool ok = PQstatus(c) == CONNECTION_OK;
+    if (ok) {
+      PGresult* r = PQexec(c, sql.c_str());
+      ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+      if (!ok) ADD_FAILURE() << sql << ": " << PQerrorMessage(c);
+      PQclear(r);
+    }
+    PQfinish(c);
+    return ok;
+  }
+  int64_t Balance(int id) {
+    auto store = PostgresBarrierStore::Open(conninfo_);
+    if (!store.ok()) return -1;
+    auto tx = (*store)->Begin();
+    if (!tx.ok()) return -1;
+    auto rows = (*tx)->Query("SELECT balance FROM account WHERE id = $1", {int64_t{id}});
+    if (!rows.ok() || rows->size() != 1) return -1;
+    return std::get<int64_t>((*rows)[0][0]);
+  }
+  size_t Prepared() {
+    auto xa = OpenPostgresXa(conninfo_);
+    if (!xa.ok()) return 999;
+    auto listed = (*xa)->ListPrepared();
+    return listed.ok() ? listed->size() : 999;
+  }
+
+  itest::TempDir dir_;
+  itest::Http http_;
+  std::string admin_dsn_, db_, conninfo_;
+};
+
+TEST_F(ParticipantXaTest, XaThroughDtxdCommitsBothBranchesOrNeitherAndRecoversOrphans) {
+  itest::DtxdProcess dtxd(http_, dir_.path() + "/dtxd-data", dir_.path() + "/dtxd.log");
+  Status s = dtxd.Start();
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  auto shift = [](int id, int64_t delta) {
+    return [id, delta](LocalTx& tx, const BranchRequest& r) -> Status {
+      if (r.body == "refuse") return Aborted("account " + std::to_string(id) + " is closed");
+      auto n =
+          tx.Exec("UPDATE account SET balance = balance + $1 WHERE id = $2", {delta, int64_t{id}});
+      if (!n.ok()) return n.status();
+      return *n == 1 ? Status::Ok() : Aborted("no account " + std::to_string(id));
+    };
+  };
+  BranchServerOptions o;
+  o.worker_threads = 4;
+  o.barrier_purge_interval_s = 0;
+  o.xa_factory = [this] { return OpenPostgresXa(conninfo_); };
+  o.dtxd_url = dtxd.Url("");
+  o.xa_recovery_interval_s = 1;
+  BranchServer server(o);
+  server.HandleXa("/xa/out", "/xa/out-phase2", shift(1, -30))
+      .HandleXa("/xa/in", "/xa/in-phase2", shift(2, 30));
+  ASSERT_TRUE(server.Start().ok());
+  const std::string base = "http://127.0.0.1:" + std::to_string(server.port());
+  DtxClient client(dtxd.Url(""));
+  auto status_of = [&](const std::string& gid) {
+    auto q = client.Query(gid);
+    if (!q.ok() || !(*q)["transaction"].is_object()) return std::string();
+    return (*q)["transaction"].value("status", "");
+  };
+  constexpr auto kWait = std::chrono::seconds(20);
+
+  // PostgreSQL's prepared-transaction names are cluster-wide: gids unique to this test's database.
+  const std::string ok_gid = db_ + "-ok", refused_gid = db_ + "-refused", orphan_gid = db_ + "-o";
+  s = Xa::Run(client, ok_gid, [&](Xa& xa) -> Status {
+    DTX_RETURN_IF_ERROR(xa.CallBranch("", base + "/xa/out").status());
+    return xa.CallBranch("", base + "/xa/in").status();
+  });
+  ASSERT_TRUE(s.ok()) << s.ToString() << "\n" << dtxd.LogTail();
+  EXPECT_TRUE(PollUntil([&] { return status_of(ok_gid) == "succeed"; }, kWait));
+  EXPECT_EQ(Balance(1), 70);
+  EXPECT_EQ(Balance(2), 30);
+
+  // The second branch refuses: the first, already prepared and registered, is rolled back.
+  s = Xa::Run(client, refused_gid, [&](Xa& xa) -> Status {
+    DTX_RETURN_IF_ERROR(xa.CallBranch("", base + "/xa/out").status());
+    return xa.CallBranch("refuse", base + "/xa/in").status();
+  });
+  EXPECT_EQ(s.code(), StatusCode::kAborted) << s.ToString();
+  EXPECT_TRUE(PollUntil([&] { return status_of(refused_gid) == "failed"; }, kWait));
+  EXPECT_TRUE(PollUntil([&] { return Prepared() == 0; }, kWait));
+  EXPECT_EQ(Balance(1), 70);
+  EXPECT_EQ(Balance(2), 30);
+
+  // A branch prepared for a gid dtxd never heard of (its registration was lost): the server's
+  // recovery rolls it back.
+  auto orphan_xa = OpenPostgresXa(conninfo_);
+  ASSERT_TRUE(orphan_xa.ok());
+  ASSERT_TRUE(
+      (*orphan_xa)
+          ->RunAndPrepare({orphan_gid, "01"},
+                          [](LocalTx& tx) {
+                            return tx.Exec("UPDATE account SET balance = 0 WHERE id = 1").status();
+                          })
+          .ok());
+  EXPECT_EQ(Prepared(), 1u);
+  EXPECT_TRUE(PollUntil([&] { return Prepared() == 0; }, kWait));
+  EXPECT_EQ(Balance(1), 70);
+  EXPECT_GE(server.xa_recovery_runs(), 1u);
+
+  // Misuse is answered, not crashed on: a phase-1 call with the wrong op, a phase 2 without op.
+  itest::HttpReply r = http_.Post(base + "/xa/out?gid=g&trans_type=xa&branch_id=01&op=commit", "");
+  EXPECT_EQ(r.status, 409) << r.body;
+  r = http_.Post(base + "/xa/out-phase2?gid=g&trans_type=xa&branch_id=01", "");
+  EXPECT_EQ(r.status, 400) << r.body;
+  server.Stop();
+}
+
+TEST(ParticipantXaOptionsTest, XaRoutesNeedAFactoryAndADtxd) {
+  BranchServerOptions o;
+  BranchServer no_factory(o);
+  no_factory.HandleXa("/a", "/b", [](LocalTx&, const BranchRequest&) { return Status::Ok(); });
+  EXPECT_EQ(no_factory.Start().code(), StatusCode::kInvalidArgument);
+  o.xa_factory = []() -> Result<std::unique_ptr<XaResource>> { return Unavailable("none"); };
+  BranchServer no_dtxd(o);
+  no_dtxd.HandleXa("/a", "/b", [](LocalTx&, const BranchRequest&) { return Status::Ok(); });
+  EXPECT_EQ(no_dtxd.Start().code(), StatusCode::kInvalidArgument);
+  o.dtxd_url = "ftp://x";
+  BranchServer bad_dtxd(o);
+  bad_dtxd.HandleXa("/a", "/b", [](LocalTx&, const BranchRequest&) { return Status::Ok(); });
+  EXPECT_EQ(bad_dtxd.Start().code(), StatusCode::kInvalidArgument);
+  o.dtxd_url = "http://127.0.0.1:1";
+  o.advertised_url = "not a url";
+  BranchServer bad_advertised(o);
+  bad_advertised.HandleXa("/a", "/b", [](LocalTx&, const BranchRequest&) { return Status::Ok(); });
+  EXPECT_EQ(bad_advertised.Start().code(), StatusCode::kInvalidArgument);
+  o.advertised_url.clear();
+  o.xa_recovery_interval_s = -1;
+  BranchServer bad_interval(o);
+  EXPECT_EQ(bad_interval.Start().code(), StatusCode::kInvalidArgument);
 }
 
 }  // namespace

@@ -47,4 +47,12 @@ inline std::string InSchema(const std::string& dsn, const std::string& schema) {
   return dsn + " connect_timeout=10 options='-csearch_path=" + schema + "'";
 }
 
+// The libpq connection string (key=value or URI form) for database `db` on the same server.
+inline std::string InDatabase(const std::string& dsn, const std::string& db) {
+  // In a key=value string the last dbname wins.
+  return dsn.find("://") == std::string::npos
+             ? dsn + " dbname=" + db + " connect_timeout=10"
+             : dsn + (dsn.find('?') == std::string::npos ? "?" : "&") + "dbname=" + db;
+}
+
 }  // namespace dtx::sdk::testutil

@@ -246,10 +246,7 @@ class RecoveryPostgresTest : public ::testing::Test {
     ASSERT_EQ(PQstatus(admin_), CONNECTION_OK) << PQerrorMessage(admin_);
     db_ = testutil::UniqueName("dtx_xarec");
     Exec(admin_, "CREATE DATABASE " + db_);
-    // The last dbname in a key=value string wins.
-    conninfo_ = dsn_.find("://") == std::string::npos
-                    ? dsn_ + " dbname=" + db_ + " connect_timeout=10"
-                    : dsn_ + (dsn_.find('?') == std::string::npos ? "?" : "&") + "dbname=" + db_;
+    conninfo_ = testutil::InDatabase(dsn_, db_);
     db_admin_ = Connect(conninfo_);
     ASSERT_EQ(PQstatus(db_admin_), CONNECTION_OK) << PQerrorMessage(db_admin_);
     Exec(db_admin_, "CREATE TABLE accounts(id bigint PRIMARY KEY, balance bigint NOT NULL)");

@@ -4,6 +4,7 @@
 
 #include <boost/asio/post.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 
@@ -158,7 +159,13 @@ Status DtxdProcess::Restart() {
   Kill9();
   std::vector<std::string> argv = {DTXD_BIN, "--listen", "127.0.0.1:" + std::to_string(port_),
                                    "--data-dir", data_dir_};
-  for (auto& f : FastFlags()) argv.push_back(f);
+  // dtxd refuses a flag given twice: a flag of the caller replaces the fast default of that name.
+  const std::vector<std::string> fast = FastFlags();
+  for (size_t i = 0; i + 1 < fast.size(); i += 2) {
+    if (std::find(flags_.begin(), flags_.end(), fast[i]) != flags_.end()) continue;
+    argv.push_back(fast[i]);
+    argv.push_back(fast[i + 1]);
+  }
   for (auto& f : flags_) argv.push_back(f);
   auto p = Subprocess::Start({std::move(argv), log_path_, false});
   if (!p.ok()) return p.status();

@@ -78,7 +78,7 @@ class ParticipantProcess {
 // A dtxd child on a fixed port and data directory, restartable after a kill.
 class DtxdProcess {
  public:
-  // Fast timings for tests; flags given to Start() come after these and override them.
+  // Fast timings for tests (flag, value pairs); a flag also given to Start() replaces its default.
   static std::vector<std::string> FastFlags();
 
   DtxdProcess(Http& http, std::string data_dir, std::string log_path);
