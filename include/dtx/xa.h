@@ -25,7 +25,11 @@
 // dtx's format of the resource's own database are listed or touched (PostgreSQL: only its
 // database's); other prepared transactions on the server are left alone. RecoverInDoubt rolls back
 // branches whose gid its dtxd does not know, so point every participant that shares a database at
-// the same dtxd (cluster).
+// the same dtxd (cluster). Known limit: PostgreSQL's prepared-transaction names are cluster-wide
+// while dtx's xid ("dtx:<gid>:<branch_id>") does not name the database, so two databases of one
+// cluster must not prepare the same (gid, branch_id) at the same time: the second prepare is
+// refused (kAborted), and a rollback issued in the other database is refused by the server
+// (SQLSTATE 55000) and retried until the first one finishes.
 //
 // Server settings: PostgreSQL needs max_prepared_transactions > 0 (e.g. as many as
 // max_connections); it is 0 by default, and RunAndPrepare then fails with kFailedPrecondition
