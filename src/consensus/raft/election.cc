@@ -17,13 +17,18 @@ void RawNode::TickElection() {
   ++election_elapsed_;
   if (PastElectionTimeout()) {
     election_elapsed_ = 0;
-    StartElection(config_.pre_vote);
+    if (!learner_) StartElection(config_.pre_vote);
   }
 }
 
 void RawNode::TickHeartbeat() {
   ++heartbeat_elapsed_;
   ++election_elapsed_;
+  if (lead_transferee_ != kNoNode && ++transfer_elapsed_ >= config_.election_tick) {
+    // The target did not win within an election timeout (unreachable, or lost the vote): keep
+    // serving rather than stay unavailable.
+    AbortTransfer();
+  }
   if (election_elapsed_ >= config_.election_tick) {
     election_elapsed_ = 0;
     if (config_.check_quorum && !QuorumActive()) {
@@ -50,7 +55,7 @@ bool RawNode::InLease() const {
 bool RawNode::QuorumActive() {
   size_t active = 0;
   for (auto& [id, pr] : prs_) {
-    if (id == id_ || pr.recent_active) ++active;
+    if (!pr.is_learner && (id == id_ || pr.recent_active)) ++active;
     if (id != id_) pr.recent_active = false;
   }
   return active >= Quorum();
@@ -74,13 +79,16 @@ void RawNode::ResetTerm(uint64_t term) {
   votes_.clear();
   const uint64_t last = log_.LastIndex();
   for (auto& [id, pr] : prs_) {
+    const bool learner = pr.is_learner;
     pr = Progress(config_.max_inflight_msgs);
+    pr.is_learner = learner;
     pr.next = last + 1;
     if (id == id_) pr.match = last;
   }
   // Reads not yet answered are dropped; their callers time out and retry elsewhere.
   pending_reads_.clear();
   reads_before_commit_.clear();
+  AbortTransfer();
 }
 
 void RawNode::BecomeFollower(uint64_t term, NodeId lead) {
@@ -110,7 +118,7 @@ void RawNode::BecomeLeader() {
   AppendEntries({Entry{}});
 }
 
-void RawNode::StartElection(bool pre_vote) {
+void RawNode::StartElection(bool pre_vote, bool transfer) {
   uint64_t vote_term;
   MessageType type;
   if (pre_vote) {
@@ -132,9 +140,10 @@ void RawNode::StartElection(bool pre_vote) {
     return;
   }
   for (const auto& [id, pr] : prs_) {
-    if (id == id_) continue;
+    if (id == id_ || pr.is_learner) continue;
     Message m;
     m.type = type;
+    m.transfer = transfer;
     m.to = id;
     m.term = vote_term;
     m.index = log_.LastIndex();
@@ -147,8 +156,10 @@ void RawNode::HandleVoteRequest(const Message& m) {
   const bool pre = m.type == MessageType::kPreVote;
   // Section 5.2: at most one vote per term, first come first served; a follower that knows a
   // leader of this term votes for nobody else.
+  // Learners neither vote nor stand for election.
   const bool can_vote =
-      vote_ == m.from || (vote_ == kNoNode && lead_ == kNoNode) || (pre && m.term > term_);
+      !learner_ && IsVoter(m.from) &&
+      (vote_ == m.from || (vote_ == kNoNode && lead_ == kNoNode) || (pre && m.term > term_));
   Message resp;
   resp.type = pre ? MessageType::kPreVoteResp : MessageType::kVoteResp;
   resp.to = m.from;
@@ -168,7 +179,7 @@ void RawNode::HandleVoteRequest(const Message& m) {
 void RawNode::HandleVoteResponse(const Message& m) {
   const bool mine = (role_ == Role::kPreCandidate && m.type == MessageType::kPreVoteResp) ||
                     (role_ == Role::kCandidate && m.type == MessageType::kVoteResp);
-  if (!mine) return;
+  if (!mine || !IsVoter(m.from)) return;
   votes_.emplace(m.from, !m.reject);
   size_t granted = 0;
   size_t rejected = 0;

@@ -47,6 +47,8 @@ struct Progress {
   bool probe_sent = false;
   // Heard from within the current election timeout (check-quorum).
   bool recent_active = false;
+  // A non-voting member: replicated to, never counted for commit or quorum.
+  bool is_learner = false;
   Inflights inflights;
 
   bool IsPaused() const;

@@ -25,6 +25,8 @@ std::string_view MessageTypeName(MessageType t) {
       return "Heartbeat";
     case MessageType::kHeartbeatResp:
       return "HeartbeatResp";
+    case MessageType::kTimeoutNow:
+      return "TimeoutNow";
   }
   return "?";
 }
@@ -36,6 +38,7 @@ std::string DescribeMessage(const Message& m) {
        " n=" + std::to_string(m.entries.size()) + " c=" + std::to_string(m.commit);
   if (m.reject) s += " reject hint=" + std::to_string(m.reject_hint);
   if (!m.context.empty()) s += " ctx=" + m.context;
+  if (m.transfer) s += " transfer";
   return s;
 }
 
@@ -55,16 +58,20 @@ std::string_view RoleName(Role r) {
 
 Status Config::Validate() const {
   if (id == kNoNode) return InvalidArgument("raft config: id must be > 0");
-  if (std::find(peers.begin(), peers.end(), id) == peers.end()) {
-    return InvalidArgument("raft config: peers must include the node's own id " +
+  if (peers.empty()) return InvalidArgument("raft config: peers must name at least one voter");
+  const bool in_peers = std::find(peers.begin(), peers.end(), id) != peers.end();
+  const bool in_learners = std::find(learners.begin(), learners.end(), id) != learners.end();
+  if (!in_peers && !in_learners) {
+    return InvalidArgument("raft config: peers or learners must include the node's own id " +
                            std::to_string(id));
   }
   std::vector<NodeId> sorted = peers;
+  sorted.insert(sorted.end(), learners.begin(), learners.end());
   std::sort(sorted.begin(), sorted.end());
   if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end()) {
-    return InvalidArgument("raft config: duplicate peer id");
+    return InvalidArgument("raft config: duplicate member id (in peers, in learners, or in both)");
   }
-  if (sorted.front() == kNoNode) return InvalidArgument("raft config: peer id 0 is reserved");
+  if (sorted.front() == kNoNode) return InvalidArgument("raft config: member id 0 is reserved");
   if (heartbeat_tick < 1) return InvalidArgument("raft config: heartbeat_tick must be >= 1");
   if (election_tick <= heartbeat_tick) {
     return InvalidArgument("raft config: election_tick must be greater than heartbeat_tick");
@@ -87,7 +94,7 @@ Result<std::unique_ptr<RawNode>> RawNode::Create(const Config& config, const Sto
   }
   if (hs.vote != kNoNode &&
       std::find(config.peers.begin(), config.peers.end(), hs.vote) == config.peers.end()) {
-    return DataLoss("raft: stored vote for " + std::to_string(hs.vote) + " is not a peer");
+    return DataLoss("raft: stored vote for " + std::to_string(hs.vote) + " is not a voter");
   }
   return std::unique_ptr<RawNode>(new RawNode(config, storage));
 }
@@ -95,6 +102,11 @@ Result<std::unique_ptr<RawNode>> RawNode::Create(const Config& config, const Sto
 RawNode::RawNode(const Config& config, const Storage* storage)
     : config_(config), rand_(config.seed), storage_(storage), log_(storage), id_(config.id) {
   for (NodeId p : config.peers) prs_.emplace(p, Progress(config.max_inflight_msgs));
+  for (NodeId p : config.learners) {
+    prs_.emplace(p, Progress(config.max_inflight_msgs)).first->second.is_learner = true;
+  }
+  voters_ = config.peers.size();
+  learner_ = prs_.at(id_).is_learner;
   const HardState hs = storage->InitialState();
   term_ = hs.term;
   vote_ = hs.vote;
@@ -116,8 +128,10 @@ Status RawNode::Step(const Message& m) {
   const bool from_leader = m.type == MessageType::kApp || m.type == MessageType::kHeartbeat;
   if (m.term > term_) {
     // Leader stickiness: a node that heard from a live leader lately ignores a disruptive
-    // candidate (a partitioned node rejoining with a high term cannot depose it).
-    if (is_vote && InLease()) return Status::Ok();
+    // candidate (a partitioned node rejoining with a high term cannot depose it) - unless the
+    // leader itself asked for the campaign.
+    const bool forced = m.type == MessageType::kVote && m.transfer;
+    if (is_vote && !forced && InLease()) return Status::Ok();
     if (m.type == MessageType::kPreVote) {
       // A pre-vote never changes our term.
     } else if (m.type == MessageType::kPreVoteResp && !m.reject) {
@@ -157,6 +171,9 @@ Status RawNode::Step(const Message& m) {
         StepFollower(m);
       } else if (m.type == MessageType::kPreVoteResp || m.type == MessageType::kVoteResp) {
         HandleVoteResponse(m);
+      } else if (m.type == MessageType::kTimeoutNow && role_ == Role::kPreCandidate) {
+        // The leader of our term asks us to take over: our pre-vote is moot.
+        StartElection(false, true);
       }
       break;
     case Role::kFollower:
@@ -171,6 +188,10 @@ Result<uint64_t> RawNode::Propose(std::string data) {
     return FailedPrecondition("raft: node " + std::to_string(id_) + " is not the leader (leader: " +
                               (lead_ == kNoNode ? std::string("unknown") : std::to_string(lead_)) +
                               ")");
+  }
+  if (lead_transferee_ != kNoNode) {
+    return Unavailable("raft: leadership transfer in progress (to " +
+                       std::to_string(lead_transferee_) + "); proposal refused");
   }
   Entry e;
   e.data = std::move(data);
@@ -197,8 +218,58 @@ Status RawNode::ReadIndex(std::string context) {
 
 Status RawNode::Campaign() {
   if (role_ == Role::kLeader) return FailedPrecondition("raft: already the leader");
+  if (learner_) {
+    return FailedPrecondition("raft: node " + std::to_string(id_) +
+                              " is a learner and cannot campaign");
+  }
   StartElection(config_.pre_vote);
   return Status::Ok();
+}
+
+Status RawNode::TransferLeadership(NodeId target) {
+  if (role_ != Role::kLeader) {
+    return FailedPrecondition("raft: node " + std::to_string(id_) +
+                              " is not the leader and cannot transfer leadership (leader: " +
+                              (lead_ == kNoNode ? std::string("unknown") : std::to_string(lead_)) +
+                              ")");
+  }
+  auto it = prs_.find(target);
+  if (it == prs_.end()) {
+    return InvalidArgument("raft: leadership transfer target " + std::to_string(target) +
+                           " is not a member");
+  }
+  if (it->second.is_learner) {
+    return InvalidArgument("raft: leadership transfer target " + std::to_string(target) +
+                           " is a learner");
+  }
+  // The first request's deadline stands: a caller repeating it cannot keep proposals blocked.
+  if (target == lead_transferee_) return Status::Ok();
+  AbortTransfer();
+  if (target == id_) return Status::Ok();
+  lead_transferee_ = target;
+  if (it->second.match == log_.LastIndex()) {
+    SendTimeoutNow(target);
+  } else {
+    SendAppend(target, true);
+  }
+  return Status::Ok();
+}
+
+void RawNode::AbortTransfer() {
+  lead_transferee_ = kNoNode;
+  transfer_elapsed_ = 0;
+}
+
+void RawNode::SendTimeoutNow(NodeId to) {
+  Message m;
+  m.type = MessageType::kTimeoutNow;
+  m.to = to;
+  Send(std::move(m));
+}
+
+bool RawNode::IsVoter(NodeId id) const {
+  auto it = prs_.find(id);
+  return it != prs_.end() && !it->second.is_learner;
 }
 
 bool RawNode::HasReady() const {
@@ -249,6 +320,8 @@ NodeStatus RawNode::GetStatus() const {
   s.commit = log_.committed();
   s.applied = log_.applied();
   s.last_index = log_.LastIndex();
+  s.learner = learner_;
+  s.lead_transferee = lead_transferee_;
   return s;
 }
 

@@ -19,10 +19,14 @@
 // backtracking (the reject carries a hint index and term), pipelining bounded by
 // max_inflight_msgs, batching bounded by max_size_per_msg, commit only by counting replicas of a
 // current-term entry (figure 8), a no-op entry on election, ReadIndex (leadership confirmed by a
-// heartbeat round; a new leader first commits an entry of its term).
+// heartbeat round; a new leader first commits an entry of its term), leadership transfer
+// (TransferLeadership: the leader catches the target up and sends it kTimeoutNow; the target
+// campaigns at once, skipping pre-vote and the voters' leader stickiness), learners
+// (Config::learners: non-voting members that receive and apply the log).
 //
-// NOT in this version: snapshots / InstallSnapshot / log compaction, membership change (the
-// peer set is fixed by Config::peers), leadership transfer, learners, lease reads, forwarding of
+// NOT in this version: snapshots / InstallSnapshot / log compaction, membership change (voters
+// and learners are fixed by Config::peers and Config::learners; no promotion of a learner),
+// lease reads, forwarding of
 // proposals or ReadIndex from followers (the host forwards; the core refuses with
 // kFailedPrecondition naming the known leader), async storage writes, flow control by bytes in
 // flight or uncommitted size.
@@ -54,8 +58,13 @@ std::string_view RoleName(Role r);
 
 struct Config {
   NodeId id = kNoNode;
-  // All voters, including id. Fixed for the node's life in this version.
+  // All voters, including id unless id is a learner. Fixed for the node's life in this version.
+  // REQUIRES: at least one voter.
   std::vector<NodeId> peers;
+  // Non-voting members: they receive and apply the log like followers but never vote, never
+  // campaign, do not count for commit, quorum, check-quorum or ReadIndex, and cannot be
+  // leadership transfer targets. Disjoint from peers; id is here when this node is a learner.
+  std::vector<NodeId> learners;
   // A follower starts an election after a random timeout in [election_tick, 2*election_tick)
   // ticks without hearing from a leader. REQUIRES election_tick > heartbeat_tick >= 1.
   int election_tick = 10;
@@ -110,6 +119,9 @@ struct NodeStatus {
   uint64_t commit = 0;
   uint64_t applied = 0;
   uint64_t last_index = 0;
+  bool learner = false;
+  // The target of the leadership transfer in progress (leader only), kNoNode if none.
+  NodeId lead_transferee = kNoNode;
 };
 
 class RawNode {
@@ -128,13 +140,23 @@ class RawNode {
   // message is not addressed to this node or comes from an unknown peer.
   Status Step(const Message& m);
   // Appends `data` as a new entry if this node is the leader; returns its index (its term is
-  // GetStatus().term). kFailedPrecondition on a non-leader (the message names the known leader).
+  // GetStatus().term). kFailedPrecondition on a non-leader (the message names the known leader),
+  // kUnavailable ("transfer in progress") while a leadership transfer runs.
   Result<uint64_t> Propose(std::string data);
   // Requests a linearizable read tagged with `context` (unique per request); the answer comes
   // as a ReadState in a later Ready. kFailedPrecondition on a non-leader.
   Status ReadIndex(std::string context);
-  // Starts an election now (pre-vote first when enabled). kFailedPrecondition on a leader.
+  // Starts an election now (pre-vote first when enabled). kFailedPrecondition on a leader or a
+  // learner.
   Status Campaign();
+  // Hands leadership to the voter `target` (leader only). The leader refuses proposals while the
+  // transfer runs, sends the target whatever entries it lacks, then a kTimeoutNow message; the
+  // target campaigns in the next term without pre-vote, and the voters grant it despite leader
+  // stickiness. The transfer ends when this node steps down, or is abandoned after
+  // election_tick ticks (proposals are accepted again). Asking again for the running target is
+  // a no-op; another target replaces the running transfer; target == id cancels it.
+  // kFailedPrecondition on a non-leader, kInvalidArgument for an unknown or learner target.
+  Status TransferLeadership(NodeId target);
 
   // True when Ready() has something to do. False while a Ready is taken and not yet Advanced.
   bool HasReady() const;
@@ -148,6 +170,9 @@ class RawNode {
   Role role() const { return role_; }
   NodeId lead() const { return lead_; }
   uint64_t term() const { return term_; }
+  bool is_learner() const { return learner_; }
+  // The target of the running leadership transfer (leader only), kNoNode if none.
+  NodeId lead_transferee() const { return lead_transferee_; }
   // Inspection for tests and status pages.
   const RaftLog& log() const { return log_; }
   const Progress* PeerProgress(NodeId peer) const;
@@ -170,13 +195,17 @@ class RawNode {
   void BecomePreCandidate();
   void BecomeCandidate();
   void BecomeLeader();
-  void StartElection(bool pre_vote);
+  // transfer: asked for by the leader's kTimeoutNow (voters ignore their leader stickiness).
+  void StartElection(bool pre_vote, bool transfer = false);
   void HandleVoteRequest(const Message& m);
   void HandleVoteResponse(const Message& m);
   bool PastElectionTimeout() const;
   bool InLease() const;
   bool QuorumActive();
-  size_t Quorum() const { return prs_.size() / 2 + 1; }
+  size_t Quorum() const { return voters_ / 2 + 1; }
+  bool IsVoter(NodeId id) const;
+  void AbortTransfer();
+  void SendTimeoutNow(NodeId to);
 
   // replication.cc
   void StepLeader(const Message& m);
@@ -205,7 +234,11 @@ class RawNode {
   NodeId vote_ = kNoNode;
   NodeId lead_ = kNoNode;
   Role role_ = Role::kFollower;
-  std::map<NodeId, Progress> prs_;  // every voter, self included
+  std::map<NodeId, Progress> prs_;  // every voter and learner, self included
+  size_t voters_ = 0;
+  bool learner_ = false;
+  NodeId lead_transferee_ = kNoNode;
+  int transfer_elapsed_ = 0;  // ticks since the transfer started
   std::map<NodeId, bool> votes_;
 
   int election_elapsed_ = 0;

@@ -19,6 +19,10 @@ void RawNode::StepFollower(const Message& m) {
       lead_ = m.from;
       HandleHeartbeat(m);
       break;
+    case MessageType::kTimeoutNow:
+      // The leader asked: campaign now, without pre-vote (it would only delay the handover).
+      if (!learner_) StartElection(false, true);
+      break;
     default:
       break;
   }
@@ -97,6 +101,7 @@ void RawNode::HandleAppendResponse(const Message& m) {
   } else {
     SendAppend(m.from, false);
   }
+  if (m.from == lead_transferee_ && pr.match == log_.LastIndex()) SendTimeoutNow(m.from);
 }
 
 void RawNode::HandleHeartbeatResponse(const Message& m) {
@@ -114,6 +119,7 @@ void RawNode::HandleHeartbeatResponse(const Message& m) {
   if (m.context.empty() || pending_reads_.empty()) return;
   for (size_t k = 0; k < pending_reads_.size(); ++k) {
     if (pending_reads_[k].context != m.context) continue;
+    if (pr.is_learner) return;  // a learner's ack does not confirm leadership
     pending_reads_[k].acks.insert(m.from);
     if (pending_reads_[k].acks.size() >= Quorum()) ReleaseReadsUpTo(k + 1);
     return;
@@ -157,8 +163,10 @@ void RawNode::AppendEntries(std::vector<Entry> entries) {
 
 bool RawNode::MaybeCommit() {
   std::vector<uint64_t> matches;
-  matches.reserve(prs_.size());
-  for (const auto& [id, pr] : prs_) matches.push_back(pr.match);
+  matches.reserve(voters_);
+  for (const auto& [id, pr] : prs_) {
+    if (!pr.is_learner) matches.push_back(pr.match);
+  }
   std::sort(matches.begin(), matches.end(), std::greater<>());
   // Figure 8: only an entry of the current term is committed by counting replicas.
   if (!log_.MaybeCommit(matches[Quorum() - 1], term_)) return false;

@@ -50,6 +50,7 @@ enum class MessageType : uint8_t {
   kAppResp,        // index = last index matched; on reject: reject_hint/log_term = hint
   kHeartbeat,      // commit = min(leader's commit, follower's match); context for ReadIndex
   kHeartbeatResp,  // index = responder's last log index; context echoed
+  kTimeoutNow,     // leadership transfer: the leader asks the target to campaign at once
 };
 
 std::string_view MessageTypeName(MessageType t);
@@ -71,6 +72,9 @@ struct Message {
   uint64_t reject_hint = 0;
   // kHeartbeat/kHeartbeatResp: the ReadIndex request this round confirms (empty if none).
   std::string context;
+  // kVote: the campaign was asked for by the leader (kTimeoutNow), so voters that heard from a
+  // live leader lately vote anyway (leader stickiness does not apply).
+  bool transfer = false;
 
   bool operator==(const Message&) const = default;
 };
