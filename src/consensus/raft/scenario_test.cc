@@ -1,0 +1,453 @@
+// Scenario tests in the style of etcd's raft testdata: each file in testdata/ is a script of
+// commands, each followed by "----" and the output the command must produce. The runner drives a
+// TestCluster by hand (nothing is delivered unless a command says so) and reports, after every
+// command, each node whose visible state changed, so a script reads as a trace of the paper's case.
+//
+//   # comment
+//   command arg key=value ...
+//   ----
+//   expected output (ends at a blank line)
+//
+// Commands: cluster n= [pre_vote= check_quorum= election_tick= seed= max_inflight=
+// max_size=] (pre_vote and check_quorum default to false: plain Raft as in the paper);
+// log ID terms=1,1,2 [term= vote= commit=] (replace a node's stored log, then restart it);
+// campaign ID; tick ID|all [n=]; propose ID DATA; read-index ID CTX;
+// deliver [from= to= type=] (one pass over the queued messages); stabilize [from= to= type=]
+// (deliver until no message matches); drop [from= to= type=]; queue; cut A B; isolate ID; heal;
+// restart ID (crash: volatile state and the state machine are lost, storage survives);
+// status; raft-log ID; applied ID; check (election safety, log matching, state-machine safety).
+//
+// DTX_REWRITE=1 rewrites the files with the actual output (review the diff before committing).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "consensus/raft/raft.h"
+#include "consensus/raft/test_cluster.h"
+
+namespace dtx::raft {
+namespace {
+
+using testing::TestCluster;
+
+struct Block {
+  std::string prelude;  // comments and blank lines before the command, kept on rewrite
+  int line = 0;
+  std::string command;
+  std::string expected;
+};
+
+std::string Trim(std::string s) {
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\r' || s.back() == '\n')) s.pop_back();
+  size_t b = 0;
+  while (b < s.size() && s[b] == ' ') ++b;
+  return s.substr(b);
+}
+
+// Parses a script; an unterminated block is a test failure, not a crash.
+bool ParseScript(const std::string& text, std::vector<Block>* blocks, std::string* trailer,
+                 std::string* error) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string l; std::getline(in, l);) lines.push_back(l);
+  std::string prelude;
+  size_t i = 0;
+  while (i < lines.size()) {
+    const std::string t = Trim(lines[i]);
+    if (t.empty() || t[0] == '#') {
+      prelude += lines[i] + "\n";
+      ++i;
+      continue;
+    }
+    Block b;
+    b.prelude = std::move(prelude);
+    prelude.clear();
+    b.line = static_cast<int>(i) + 1;
+    b.command = t;
+    ++i;
+    if (i >= lines.size() || Trim(lines[i]) != "----") {
+      *error = "line " + std::to_string(b.line) + ": command not followed by ----";
+      return false;
+    }
+    ++i;
+    while (i < lines.size() && !Trim(lines[i]).empty()) b.expected += Trim(lines[i++]) + "\n";
+    if (i < lines.size()) ++i;  // the blank line ending the block belongs to it
+    blocks->push_back(std::move(b));
+  }
+  *trailer = prelude;
+  return true;
+}
+
+struct Args {
+  std::vector<std::string> pos;
+  std::map<std::string, std::string> kv;
+};
+
+Args SplitArgs(const std::string& command) {
+  Args a;
+  std::istringstream in(command);
+  for (std::string tok; in >> tok;) {
+    const size_t eq = tok.find('=');
+    if (eq == std::string::npos) {
+      a.pos.push_back(tok);
+    } else {
+      a.kv[tok.substr(0, eq)] = tok.substr(eq + 1);
+    }
+  }
+  return a;
+}
+
+// Thrown only inside the runner for a malformed script line; caught per command and reported as
+// the command's output, so a bad script fails its test with a message.
+struct ScriptError {
+  std::string what;
+};
+
+uint64_t ParseU64(const std::string& s) {
+  if (s.empty() || s.size() > 18 || !std::all_of(s.begin(), s.end(), ::isdigit)) {
+    throw ScriptError{"not a number: '" + s + "'"};
+  }
+  return std::stoull(s);
+}
+
+bool ParseBool(const std::string& s) {
+  if (s == "true") return true;
+  if (s == "false") return false;
+  throw ScriptError{"not a bool: '" + s + "'"};
+}
+
+std::vector<uint64_t> ParseList(const std::string& s) {
+  std::vector<uint64_t> out;
+  if (s.empty()) return out;
+  std::istringstream in(s);
+  for (std::string tok; std::getline(in, tok, ',');) out.push_back(ParseU64(tok));
+  return out;
+}
+
+class Runner {
+ public:
+  std::string Run(const std::string& command) {
+    try {
+      Args a = SplitArgs(command);
+      if (a.pos.empty()) throw ScriptError{"empty command"};
+      const std::string cmd = a.pos[0];
+      out_.str("");
+      if (cmd == "cluster") {
+        Cluster(a);
+      } else {
+        if (!c_) throw ScriptError{"no cluster yet: start with 'cluster n=...'"};
+        last_states_ = States();
+        Dispatch(cmd, a);
+        Changes();
+      }
+      std::string s = out_.str();
+      return s.empty() ? "ok\n" : s;
+    } catch (const ScriptError& e) {
+      return "script error: " + e.what + "\n";
+    }
+  }
+
+ private:
+  NodeId Node(const std::string& s) const {
+    const uint64_t id = ParseU64(s);
+    if (id < 1 || id > c_->size()) throw ScriptError{"no node " + s};
+    return id;
+  }
+  const std::string& Pos(const Args& a, size_t i) const {
+    if (a.pos.size() <= i) throw ScriptError{"missing argument " + std::to_string(i)};
+    return a.pos[i];
+  }
+
+  void Cluster(const Args& a) {
+    const uint64_t n = ParseU64(a.kv.count("n") ? a.kv.at("n") : "3");
+    if (n < 1 || n > 9) throw ScriptError{"n must be in [1, 9]"};
+    Config over;
+    over.pre_vote = a.kv.count("pre_vote") ? ParseBool(a.kv.at("pre_vote")) : false;
+    over.check_quorum = a.kv.count("check_quorum") ? ParseBool(a.kv.at("check_quorum")) : false;
+    over.election_tick =
+        static_cast<int>(ParseU64(a.kv.count("election_tick") ? a.kv.at("election_tick") : "10"));
+    over.max_inflight_msgs = ParseU64(a.kv.count("max_inflight") ? a.kv.at("max_inflight") : "256");
+    over.max_size_per_msg = ParseU64(a.kv.count("max_size") ? a.kv.at("max_size") : "1048576");
+    const uint64_t seed = ParseU64(a.kv.count("seed") ? a.kv.at("seed") : "1");
+    c_ = std::make_unique<TestCluster>(n, seed, [over](Config& cfg) {
+      cfg.pre_vote = over.pre_vote;
+      cfg.check_quorum = over.check_quorum;
+      cfg.election_tick = over.election_tick;
+      cfg.max_inflight_msgs = over.max_inflight_msgs;
+      cfg.max_size_per_msg = over.max_size_per_msg;
+    });
+  }
+
+  void Dispatch(const std::string& cmd, const Args& a) {
+    if (cmd == "log") return SetLog(a);
+    if (cmd == "campaign") {
+      const NodeId id = Node(Pos(a, 1));
+      Report(c_->node(id).Campaign());
+      return c_->Process(id);
+    }
+    if (cmd == "tick") return Tick(a);
+    if (cmd == "propose") {
+      const NodeId id = Node(Pos(a, 1));
+      Result<uint64_t> r = c_->node(id).Propose(Pos(a, 2));
+      if (r.ok()) {
+        out_ << "index " << *r << "\n";
+      } else {
+        out_ << r.status().ToString() << "\n";
+      }
+      return c_->Process(id);
+    }
+    if (cmd == "read-index") {
+      const NodeId id = Node(Pos(a, 1));
+      Report(c_->node(id).ReadIndex(Pos(a, 2)));
+      return c_->Process(id);
+    }
+    if (cmd == "deliver") return Deliver(a, /*repeat=*/false);
+    if (cmd == "stabilize") return Deliver(a, /*repeat=*/true);
+    if (cmd == "drop") return Drop(a);
+    if (cmd == "queue") {
+      for (const Message& m : c_->queue()) out_ << DescribeMessage(m) << "\n";
+      return;
+    }
+    if (cmd == "cut") return c_->Cut(Node(Pos(a, 1)), Node(Pos(a, 2)));
+    if (cmd == "isolate") return c_->Isolate(Node(Pos(a, 1)));
+    if (cmd == "heal") return c_->Heal();
+    if (cmd == "restart") {
+      const NodeId id = Node(Pos(a, 1));
+      c_->Start(id);
+      return c_->Process(id);
+    }
+    if (cmd == "status") {
+      for (NodeId id = 1; id <= c_->size(); ++id) out_ << State(id) << "\n";
+      return;
+    }
+    if (cmd == "raft-log") return PrintLog(Node(Pos(a, 1)));
+    if (cmd == "applied") {
+      const NodeId id = Node(Pos(a, 1));
+      for (const Entry& e : c_->applied(id)) out_ << Describe(e) << "\n";
+      return;
+    }
+    if (cmd == "check") return Check();
+    throw ScriptError{"unknown command '" + cmd + "'"};
+  }
+
+  void Report(const Status& s) {
+    if (!s.ok()) out_ << s.ToString() << "\n";
+  }
+
+  // Replaces node id's stored log with entries of the given terms (and the hard state), then
+  // restarts it from that storage; only meaningful before the node has written anything.
+  void SetLog(const Args& a) {
+    const NodeId id = Node(Pos(a, 1));
+    const std::vector<uint64_t> terms =
+        ParseList(a.kv.count("terms") ? a.kv.at("terms") : std::string());
+    MemoryStorage& st = c_->storage(id);
+    if (st.LastIndex() != 0) throw ScriptError{"log: node " + Pos(a, 1) + " has a log already"};
+    std::vector<Entry> entries;
+    for (size_t i = 0; i < terms.size(); ++i) {
+      Entry e;
+      e.index = i + 1;
+      e.term = terms[i];
+      entries.push_back(e);
+    }
+    Report(st.Append(entries));
+    HardState hs;
+    hs.term = a.kv.count("term") ? ParseU64(a.kv.at("term")) : (terms.empty() ? 0 : terms.back());
+    hs.vote = a.kv.count("vote") ? ParseU64(a.kv.at("vote")) : kNoNode;
+    hs.commit = a.kv.count("commit") ? ParseU64(a.kv.at("commit")) : 0;
+    st.SetHardState(hs);
+    c_->Start(id);
+    c_->Process(id);
+  }
+
+  void Tick(const Args& a) {
+    const std::string& who = Pos(a, 1);
+    const uint64_t n = ParseU64(a.kv.count("n") ? a.kv.at("n") : "1");
+    if (n > 10000) throw ScriptError{"tick: n must be <= 10000"};
+    for (uint64_t k = 0; k < n; ++k) {
+      for (NodeId id = 1; id <= c_->size(); ++id) {
+        if (who != "all" && id != Node(who)) continue;
+        c_->node(id).Tick();
+        c_->Process(id);
+      }
+    }
+  }
+
+  bool Matches(const Args& a, const Message& m) const {
+    if (a.kv.count("from") && m.from != ParseU64(a.kv.at("from"))) return false;
+    if (a.kv.count("to") && m.to != ParseU64(a.kv.at("to"))) return false;
+    if (a.kv.count("type") && MessageTypeName(m.type) != a.kv.at("type")) return false;
+    return true;
+  }
+
+  // One pass delivers the messages queued (and matching) at its start; messages they produce
+  // wait for the next pass. stabilize repeats passes until nothing matches.
+  void Deliver(const Args& a, bool repeat) {
+    constexpr int kMaxPasses = 1000;
+    for (int pass = 0; pass < kMaxPasses; ++pass) {
+      std::deque<Message> now;
+      std::deque<Message> keep;
+      for (Message& m : c_->queue()) (Matches(a, m) ? now : keep).push_back(std::move(m));
+      c_->queue() = std::move(keep);
+      if (now.empty()) return;
+      for (const Message& m : now) {
+        out_ << (c_->Blocked(m) ? "blocked " : "") << DescribeMessage(m) << "\n";
+        c_->Deliver(m);
+        Changes();
+      }
+      if (!repeat) return;
+    }
+    throw ScriptError{"stabilize: still delivering after " + std::to_string(kMaxPasses) +
+                      " passes"};
+  }
+
+  void Drop(const Args& a) {
+    std::deque<Message> keep;
+    for (Message& m : c_->queue()) {
+      if (Matches(a, m)) {
+        out_ << "dropped " << DescribeMessage(m) << "\n";
+      } else {
+        keep.push_back(std::move(m));
+      }
+    }
+    c_->queue() = std::move(keep);
+  }
+
+  static std::string Describe(const Entry& e) {
+    return std::to_string(e.index) + "/" + std::to_string(e.term) +
+           (e.data.empty() ? " (no-op)" : " " + e.data);
+  }
+
+  std::vector<Entry> StoredLog(NodeId id) {
+    MemoryStorage& st = c_->storage(id);
+    Result<std::vector<Entry>> r = st.Entries(1, st.LastIndex() + 1, UINT64_MAX);
+    if (!r.ok()) throw ScriptError{"storage: " + r.status().ToString()};
+    return *r;
+  }
+
+  void PrintLog(NodeId id) {
+    std::vector<Entry> log = StoredLog(id);
+    if (log.empty()) out_ << "empty\n";
+    for (const Entry& e : log) out_ << Describe(e) << "\n";
+  }
+
+  std::string State(NodeId id) {
+    RawNode& n = c_->node(id);
+    const std::vector<Entry>& ap = c_->applied(id);
+    std::ostringstream s;
+    s << id << ": " << RoleName(n.role()) << " term=" << n.term() << " lead=" << n.lead()
+      << " commit=" << n.GetStatus().commit << " last=" << n.log().LastIndex()
+      << " applied=" << (ap.empty() ? 0 : ap.back().index);
+    return s.str();
+  }
+  std::vector<std::string> States() {
+    std::vector<std::string> out;
+    for (NodeId id = 1; id <= c_->size(); ++id) out.push_back(State(id));
+    return out;
+  }
+  // Prints the nodes whose state changed since the last call, and the reads released.
+  void Changes() {
+    std::vector<std::string> now = States();
+    for (size_t i = 0; i < now.size(); ++i) {
+      if (now[i] != last_states_[i]) out_ << "> " << now[i] << "\n";
+    }
+    last_states_ = std::move(now);
+    for (NodeId id = 1; id <= c_->size(); ++id) {
+      std::vector<ReadState>& rs = c_->reads(id);
+      for (const ReadState& r : rs) {
+        out_ << "> " << id << ": read ctx=" << r.context << " index=" << r.index << "\n";
+      }
+      rs.clear();
+    }
+  }
+
+  void Check() {
+    out_ << "election safety: " << (c_->election_safety_violated() ? "VIOLATED" : "ok") << "\n";
+    bool matching = true;
+    for (NodeId a = 1; a <= c_->size(); ++a) {
+      for (NodeId b = a + 1; b <= c_->size(); ++b) {
+        std::vector<Entry> x = StoredLog(a);
+        std::vector<Entry> y = StoredLog(b);
+        const size_t common = std::min(x.size(), y.size());
+        // Log matching: a shared (index, term) implies identical logs up to that index.
+        for (size_t k = common; k-- > 0;) {
+          if (x[k].term != y[k].term) continue;
+          if (!std::equal(x.begin(), x.begin() + static_cast<std::ptrdiff_t>(k + 1), y.begin())) {
+            out_ << "log matching VIOLATED between " << a << " and " << b << "\n";
+            matching = false;
+          }
+          break;
+        }
+      }
+    }
+    if (matching) out_ << "log matching: ok\n";
+    ::testing::AssertionResult prefixes = c_->AppliedArePrefixes();
+    out_ << "state-machine safety: " << (prefixes ? std::string("ok") : prefixes.message()) << "\n";
+  }
+
+  std::unique_ptr<TestCluster> c_;
+  std::ostringstream out_;
+  std::vector<std::string> last_states_;
+};
+
+std::vector<std::string> ScenarioFiles() {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(DTX_RAFT_TESTDATA, ec)) {
+    if (e.path().extension() == ".txt") out.push_back(e.path().stem().string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+class ScenarioTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ScenarioTest, MatchesExpectedTrace) {
+  const std::filesystem::path path =
+      std::filesystem::path(DTX_RAFT_TESTDATA) / (GetParam() + ".txt");
+  std::ifstream in(path);
+  ASSERT_TRUE(in) << "cannot read " << path;
+  std::stringstream buf;
+  buf << in.rdbuf();
+  std::vector<Block> blocks;
+  std::string trailer;
+  std::string error;
+  ASSERT_TRUE(ParseScript(buf.str(), &blocks, &trailer, &error)) << path << ": " << error;
+  ASSERT_FALSE(blocks.empty()) << path << " has no commands";
+
+  const char* rewrite_env = std::getenv("DTX_REWRITE");
+  const bool rewrite = rewrite_env != nullptr && std::string(rewrite_env) == "1";
+  Runner runner;
+  std::string rewritten;
+  for (const Block& b : blocks) {
+    const std::string actual = runner.Run(b.command);
+    EXPECT_EQ(b.expected, actual) << path.filename().string() << ":" << b.line << ": " << b.command;
+    rewritten += b.prelude + b.command + "\n----\n" + actual + "\n";
+  }
+  if (rewrite) {
+    while (rewritten.size() >= 2 && rewritten.substr(rewritten.size() - 2) == "\n\n") {
+      rewritten.pop_back();
+    }
+    std::ofstream(path) << rewritten << trailer;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Testdata, ScenarioTest, ::testing::ValuesIn(ScenarioFiles()),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           std::string name = info.param;
+                           std::replace_if(
+                               name.begin(), name.end(), [](char ch) { return !std::isalnum(ch); },
+                               '_');
+                           return name;
+                         });
+
+}  // namespace
+}  // namespace dtx::raft
