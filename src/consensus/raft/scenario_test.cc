@@ -323,7 +323,7 @@ class Runner {
 
   static std::string Describe(const Entry& e) {
     return std::to_string(e.index) + "/" + std::to_string(e.term) +
-           (e.data.empty() ? " (no-op)" : " " + e.data);
+           (e.data.empty() ? " (empty)" : " " + e.data);
   }
 
   std::vector<Entry> StoredLog(NodeId id) {
