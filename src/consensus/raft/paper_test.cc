@@ -560,5 +560,165 @@ TEST(PaperElectionTest, FollowerWithALiveLeaderIgnoresVotes) {
   }
 }
 
+// Thesis 3.10 (leadership transfer): "1. The prior leader stops accepting new client requests.
+// 2. The prior leader fully updates the target server's log to match its own ... 3. The prior
+// leader sends a TimeoutNow request to the target server."
+TEST(PaperTransferTest, LeaderCatchesTheTargetUpBeforeTimeoutNow) {
+  auto s = MakeSolo(3);
+  s->MakeLeader();
+  s->Drain();
+  const uint64_t last = s->node->log().LastIndex();
+  ASSERT_TRUE(s->node->TransferLeadership(2).ok());
+  EXPECT_EQ(s->node->lead_transferee(), 2u);
+  EXPECT_EQ(s->node->GetStatus().lead_transferee, 2u);
+  Result<uint64_t> refused = s->node->Propose("x");
+  EXPECT_EQ(refused.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(refused.status().message().find("transfer in progress"), std::string::npos);
+  EXPECT_EQ(s->node->log().LastIndex(), last);
+  // Peer 2 has not acknowledged the no-op yet: no TimeoutNow before it does.
+  EXPECT_TRUE(OfType(s->Drain(), MessageType::kTimeoutNow).empty());
+  Message ack = Msg(MessageType::kAppResp, 2, 1, s->node->term());
+  ack.index = last - 1;
+  s->Step(ack);
+  EXPECT_TRUE(OfType(s->Drain(), MessageType::kTimeoutNow).empty());
+  ack.index = last;
+  s->Step(ack);
+  std::vector<Message> now = OfType(s->Drain(), MessageType::kTimeoutNow);
+  ASSERT_EQ(now.size(), 1u);
+  EXPECT_EQ(now[0].to, 2u);
+  EXPECT_EQ(now[0].term, s->node->term());
+  // A caught-up target gets TimeoutNow at once (here: a new transfer to peer 2 after a cancel).
+  ASSERT_TRUE(s->node->TransferLeadership(1).ok());
+  EXPECT_EQ(s->node->lead_transferee(), kNoNode);
+  EXPECT_TRUE(s->node->Propose("y").ok());
+  ack.index = s->node->log().LastIndex();
+  s->Step(ack);
+  s->Drain();
+  ASSERT_TRUE(s->node->TransferLeadership(2).ok());
+  EXPECT_EQ(OfType(s->Drain(), MessageType::kTimeoutNow).size(), 1u);
+}
+
+// Thesis 3.10: "This request has the same effect as the target server's election timer firing:
+// the target server starts a new election (incrementing its term and becoming a candidate)."
+// Pre-vote is skipped, and the vote requests say the leader asked for them.
+TEST(PaperTransferTest, TimeoutNowStartsARealElectionAtOnce) {
+  Solo f(3, {}, {}, true, true);
+  f.Step(Msg(MessageType::kHeartbeat, 2, 1, 1));
+  f.Drain();
+  f.Step(Msg(MessageType::kTimeoutNow, 2, 1, 1));
+  EXPECT_EQ(f.node->role(), Role::kCandidate);
+  EXPECT_EQ(f.node->term(), 2u);
+  std::vector<Message> out = f.Drain();
+  EXPECT_TRUE(OfType(out, MessageType::kPreVote).empty());
+  std::vector<Message> votes = OfType(out, MessageType::kVote);
+  ASSERT_EQ(votes.size(), 2u);
+  for (const Message& v : votes) {
+    EXPECT_TRUE(v.transfer);
+    EXPECT_EQ(v.term, 2u);
+  }
+  // A TimeoutNow from an old term is stale and ignored.
+  Solo g(3, {}, HardState{3, kNoNode, 0}, true, true);
+  g.Step(Msg(MessageType::kTimeoutNow, 2, 1, 2));
+  EXPECT_EQ(g.node->role(), Role::kFollower);
+  EXPECT_EQ(g.node->term(), 3u);
+}
+
+// Thesis 4.2.3: with leader stickiness, "RequestVote messages should be processed by other
+// servers even when they believe a current cluster leader exists" when the leader asked for the
+// election; "those RequestVote requests can include a special flag to indicate this behavior".
+TEST(PaperTransferTest, TransferVoteBypassesLeaderStickiness) {
+  Solo f(3, {}, {}, true, true);
+  f.Step(Msg(MessageType::kHeartbeat, 2, 1, 1));
+  f.Drain();
+  Message vote = Msg(MessageType::kVote, 3, 1, 2);
+  vote.transfer = true;
+  f.Step(vote);
+  EXPECT_EQ(f.node->term(), 2u);
+  std::vector<Message> resp = OfType(f.Drain(), MessageType::kVoteResp);
+  ASSERT_EQ(resp.size(), 1u);
+  EXPECT_FALSE(resp[0].reject);
+  EXPECT_EQ(f.node->GetStatus().vote, 3u);
+  // The flag is no licence for an out-of-date log.
+  Solo g(3, {1, 1}, HardState{1, kNoNode, 0}, true, true);
+  g.Step(Msg(MessageType::kHeartbeat, 2, 1, 1));
+  g.Drain();
+  vote.index = 1;
+  vote.log_term = 1;
+  g.Step(vote);
+  resp = OfType(g.Drain(), MessageType::kVoteResp);
+  ASSERT_EQ(resp.size(), 1u);
+  EXPECT_TRUE(resp[0].reject);
+}
+
+// Thesis 4.2.1: new servers join "as non-voting members (the leader replicates log entries to
+// them, but they are not considered for majorities)". Here a learner stays one.
+TEST(PaperLearnerTest, LearnerNeitherVotesNorCampaigns) {
+  MemoryStorage storage;
+  Config c = TestConfig(4, 3);
+  c.learners = {4};
+  std::unique_ptr<RawNode> n = MustCreate(c, &storage);
+  ASSERT_NE(n, nullptr);
+  EXPECT_TRUE(n->is_learner());
+  EXPECT_TRUE(n->GetStatus().learner);
+  EXPECT_EQ(n->Campaign().code(), StatusCode::kFailedPrecondition);
+  for (int t = 0; t < 100; ++t) n->Tick();
+  std::vector<Message> out = Drain(*n, storage);
+  EXPECT_TRUE(out.empty());
+  EXPECT_EQ(n->term(), 0u);
+  EXPECT_EQ(n->role(), Role::kFollower);
+  for (MessageType t : {MessageType::kVote, MessageType::kPreVote}) {
+    Message vote = Msg(t, 2, 4, 1);
+    ASSERT_TRUE(n->Step(vote).ok());
+    out = Drain(*n, storage);
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_TRUE(out[0].reject) << MessageTypeName(t);
+  }
+  EXPECT_EQ(n->GetStatus().vote, kNoNode);
+  // It does accept the leader's entries and commit.
+  Message app = Msg(MessageType::kApp, 2, 4, 1);
+  Entry e;
+  e.index = 1;
+  e.term = 1;
+  e.data = "x";
+  app.entries = {e};
+  app.commit = 1;
+  ASSERT_TRUE(n->Step(app).ok());
+  std::vector<Entry> applied;
+  out = Drain(*n, storage, &applied);
+  ASSERT_EQ(applied.size(), 1u);
+  EXPECT_EQ(applied[0].data, "x");
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].type, MessageType::kAppResp);
+  EXPECT_EQ(out[0].index, 1u);
+}
+
+// A voter refuses a vote request from a learner, and a candidate counts only voters' grants.
+TEST(PaperLearnerTest, VotersIgnoreLearnersInElections) {
+  MemoryStorage storage;
+  Config c = TestConfig(1, 3);
+  c.pre_vote = false;
+  c.check_quorum = false;
+  c.learners = {4, 5};
+  std::unique_ptr<RawNode> n = MustCreate(c, &storage);
+  ASSERT_NE(n, nullptr);
+  ASSERT_TRUE(n->Step(Msg(MessageType::kVote, 4, 1, 1)).ok());
+  std::vector<Message> out = Drain(*n, storage);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_TRUE(out[0].reject);
+  EXPECT_EQ(n->GetStatus().vote, kNoNode);
+  ASSERT_TRUE(n->Campaign().ok());
+  out = Drain(*n, storage);
+  std::set<NodeId> asked;
+  for (const Message& m : OfType(out, MessageType::kVote)) asked.insert(m.to);
+  EXPECT_EQ(asked, (std::set<NodeId>{2, 3}));
+  const uint64_t term = n->term();
+  ASSERT_TRUE(n->Step(Msg(MessageType::kVoteResp, 4, 1, term)).ok());
+  ASSERT_TRUE(n->Step(Msg(MessageType::kVoteResp, 5, 1, term)).ok());
+  EXPECT_EQ(n->role(), Role::kCandidate);
+  ASSERT_TRUE(n->Step(Msg(MessageType::kVoteResp, 2, 1, term)).ok());
+  EXPECT_EQ(n->role(), Role::kLeader);
+  EXPECT_EQ(n->TransferLeadership(4).code(), StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace dtx::raft

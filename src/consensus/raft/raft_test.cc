@@ -1,6 +1,7 @@
 // Unit tests of the storage, log and progress pieces, and cluster tests on the in-test harness.
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -410,70 +411,386 @@ TEST(ReadIndexTest, NewLeaderWaitsForAnEntryOfItsTerm) {
   EXPECT_GE(c.reads(1)[0].index, noop);
 }
 
+TEST(ConfigTest, RejectsBadLearnerConfigs) {
+  MemoryStorage s;
+  Config c = TestConfig(1, 3);
+  c.learners = {3};
+  Result<std::unique_ptr<RawNode>> r = RawNode::Create(c, &s);
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("duplicate member"), std::string::npos);
+  c.learners = {4, 4};
+  EXPECT_EQ(RawNode::Create(c, &s).status().code(), StatusCode::kInvalidArgument);
+  c.learners = {0};
+  EXPECT_EQ(RawNode::Create(c, &s).status().code(), StatusCode::kInvalidArgument);
+  c = TestConfig(4, 0);
+  c.learners = {4};
+  r = RawNode::Create(c, &s);
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("at least one voter"), std::string::npos);
+  c = TestConfig(4, 3);
+  c.learners = {4, 5};
+  EXPECT_TRUE(RawNode::Create(c, &s).ok());
+  s.SetHardState(HardState{1, 5, 0});
+  r = RawNode::Create(c, &s);
+  EXPECT_EQ(r.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(r.status().message().find("not a voter"), std::string::npos);
+}
+
+// Ticks and delivers until pred holds (at most max_ticks ticks); returns whether it held.
+template <typename Pred>
+bool TickUntil(TestCluster& c, int max_ticks, Pred pred) {
+  for (int t = 0; t <= max_ticks; ++t) {
+    c.DeliverAll();
+    if (pred()) return true;
+    if (t < max_ticks) c.TickAll();
+  }
+  return false;
+}
+
+TEST(TransferTest, ToAnUpToDateFollowerElectsItInTheNextTerm) {
+  TestCluster c(3, 31);
+  NodeId old = c.WaitLeader();
+  ASSERT_NE(old, kNoNode);
+  c.ProposeAndSettle(old, "before");
+  const NodeId target = old % 3 + 1;
+  const uint64_t term = c.node(old).term();
+  size_t pre_votes = 0;
+  c.on_deliver = [&](const Message& m) {
+    if (m.type == MessageType::kPreVote) ++pre_votes;
+  };
+  ASSERT_TRUE(c.node(old).TransferLeadership(target).ok());
+  c.Process(old);
+  ASSERT_EQ(c.queue().size(), 1u);  // the target is up to date: straight to TimeoutNow
+  EXPECT_EQ(c.queue().front().type, MessageType::kTimeoutNow);
+  c.DeliverAll();
+  EXPECT_EQ(c.node(target).role(), Role::kLeader);
+  EXPECT_EQ(c.node(target).term(), term + 1);
+  EXPECT_EQ(c.Leader(), target);
+  EXPECT_EQ(c.node(old).role(), Role::kFollower);
+  EXPECT_EQ(c.node(old).lead(), target);
+  EXPECT_EQ(pre_votes, 0u);
+  c.ProposeAndSettle(target, "after");
+  for (NodeId id = 1; id <= 3; ++id) EXPECT_EQ(c.applied(id).back().data, "after");
+  EXPECT_TRUE(c.AppliedArePrefixes());
+  EXPECT_FALSE(c.election_safety_violated());
+}
+
+TEST(TransferTest, ALaggingTargetCatchesUpFirst) {
+  TestCluster c(3, 33);
+  NodeId old = c.WaitLeader();
+  ASSERT_NE(old, kNoNode);
+  const NodeId target = old % 3 + 1;
+  c.Isolate(target);
+  for (int i = 0; i < 10; ++i) c.ProposeAndSettle(old, "p" + std::to_string(i));
+  c.Heal();
+  const uint64_t last = c.node(old).log().LastIndex();
+  ASSERT_LT(c.node(target).log().LastIndex(), last);
+  bool timeout_now_seen = false;
+  uint64_t target_last_at_timeout_now = 0;
+  c.on_deliver = [&](const Message& m) {
+    if (m.type != MessageType::kTimeoutNow) return;
+    timeout_now_seen = true;
+    target_last_at_timeout_now = c.node(m.to).log().LastIndex();
+  };
+  ASSERT_TRUE(c.node(old).TransferLeadership(target).ok());
+  c.Process(old);
+  for (const Message& m : c.queue()) EXPECT_NE(m.type, MessageType::kTimeoutNow);
+  c.DeliverAll();
+  ASSERT_TRUE(timeout_now_seen);
+  EXPECT_EQ(target_last_at_timeout_now, last);
+  EXPECT_EQ(c.Leader(), target);
+  c.ProposeAndSettle(target, "after");
+  EXPECT_EQ(c.applied(target).size(), c.applied(old).size());
+  EXPECT_EQ(c.applied(old).back().data, "after");
+  EXPECT_TRUE(c.AppliedArePrefixes());
+  EXPECT_FALSE(c.election_safety_violated());
+}
+
+TEST(TransferTest, ToAPartitionedFollowerTimesOutAndTheLeaderKeepsServing) {
+  TestCluster c(3, 35);
+  NodeId leader = c.WaitLeader();
+  ASSERT_NE(leader, kNoNode);
+  const NodeId target = leader % 3 + 1;
+  const uint64_t term = c.node(leader).term();
+  c.Isolate(target);
+  ASSERT_TRUE(c.node(leader).TransferLeadership(target).ok());
+  c.Process(leader);
+  Result<uint64_t> refused = c.node(leader).Propose("during");
+  EXPECT_EQ(refused.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(refused.status().message().find("transfer in progress"), std::string::npos);
+  EXPECT_TRUE(c.node(leader).ReadIndex("read-during").ok());  // reads still work
+  int ticks = 0;
+  for (; ticks < 100 && c.node(leader).lead_transferee() != kNoNode; ++ticks) {
+    // Asking again for the same target does not extend the deadline.
+    ASSERT_TRUE(c.node(leader).TransferLeadership(target).ok());
+    c.TickAll();
+    c.DeliverAll();
+  }
+  EXPECT_EQ(ticks, 10);  // one election timeout
+  EXPECT_EQ(c.node(leader).role(), Role::kLeader);
+  EXPECT_EQ(c.node(leader).term(), term);
+  ASSERT_FALSE(c.reads(leader).empty());
+  EXPECT_EQ(c.reads(leader).back().context, "read-during");
+  c.ProposeAndSettle(leader, "resumed");
+  EXPECT_EQ(c.applied(leader).back().data, "resumed");
+  const NodeId other = 6 - leader - target;
+  EXPECT_EQ(c.applied(other).back().data, "resumed");
+  EXPECT_FALSE(c.election_safety_violated());
+}
+
+TEST(TransferTest, ASecondTransferReplacesTheRunningOne) {
+  TestCluster c(5, 37);
+  NodeId leader = c.WaitLeader();
+  ASSERT_NE(leader, kNoNode);
+  const NodeId stuck = leader % 5 + 1;
+  const NodeId next = stuck % 5 + 1;
+  ASSERT_NE(next, leader);
+  c.Isolate(stuck);
+  ASSERT_TRUE(c.node(leader).TransferLeadership(stuck).ok());
+  c.Process(leader);
+  c.DeliverAll();
+  EXPECT_EQ(c.node(leader).lead_transferee(), stuck);
+  ASSERT_TRUE(c.node(leader).TransferLeadership(next).ok());
+  EXPECT_EQ(c.node(leader).lead_transferee(), next);
+  c.Process(leader);
+  c.DeliverAll();
+  EXPECT_EQ(c.Leader(), next);
+  // Cancelling: target == self ends a running transfer at once.
+  ASSERT_TRUE(c.node(next).TransferLeadership(stuck).ok());
+  EXPECT_EQ(c.node(next).Propose("x").status().code(), StatusCode::kUnavailable);
+  ASSERT_TRUE(c.node(next).TransferLeadership(next).ok());
+  EXPECT_EQ(c.node(next).lead_transferee(), kNoNode);
+  EXPECT_TRUE(c.node(next).Propose("y").ok());
+  EXPECT_FALSE(c.election_safety_violated());
+}
+
+TEST(TransferTest, RefusedOnFollowersAndForUnknownTargets) {
+  TestCluster c(3, 39);
+  NodeId leader = c.WaitLeader();
+  ASSERT_NE(leader, kNoNode);
+  const NodeId f = leader % 3 + 1;
+  Status s = c.node(f).TransferLeadership(f);
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.message().find("not the leader"), std::string::npos);
+  s = c.node(leader).TransferLeadership(9);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(c.node(leader).TransferLeadership(kNoNode).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(c.node(leader).lead_transferee(), kNoNode);
+}
+
+// Three voters and two learners.
+void VotersAndLearners(Config& cfg) {
+  cfg.peers = {1, 2, 3};
+  cfg.learners = {4, 5};
+}
+
+TEST(LearnerTest, ALearnerReceivesAndAppliesEveryCommittedEntry) {
+  TestCluster c(5, 41, VotersAndLearners);
+  NodeId leader = c.WaitLeader();
+  ASSERT_NE(leader, kNoNode);
+  ASSERT_LE(leader, 3u);
+  for (int i = 0; i < 20; ++i) c.ProposeAndSettle(leader, "v" + std::to_string(i));
+  for (NodeId id : {4, 5}) {
+    EXPECT_EQ(c.applied(id), c.applied(leader)) << "learner " << id;
+    EXPECT_EQ(c.node(id).lead(), leader);
+    ASSERT_NE(c.node(leader).PeerProgress(id), nullptr);
+    EXPECT_TRUE(c.node(leader).PeerProgress(id)->is_learner);
+  }
+  EXPECT_EQ(c.node(leader).TransferLeadership(4).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(c.node(leader).lead_transferee(), kNoNode);
+}
+
+TEST(LearnerTest, CommitAndQuorumNeedOnlyTheVoters) {
+  TestCluster c(5, 43, VotersAndLearners);
+  NodeId leader = c.WaitLeader();
+  ASSERT_NE(leader, kNoNode);
+  ASSERT_LE(leader, 3u);
+  std::vector<NodeId> voters;
+  for (NodeId id = 1; id <= 3; ++id) {
+    if (id != leader) voters.push_back(id);
+  }
+  // The leader and one voter commit without either learner.
+  c.Isolate(4);
+  c.Isolate(5);
+  c.Isolate(voters[0]);
+  uint64_t index = c.ProposeAndSettle(leader, "two-voters");
+  EXPECT_EQ(c.node(leader).log().committed(), index);
+  // Both learners and the leader hold the entry, but without a second voter nothing commits.
+  c.Heal();
+  c.Isolate(voters[0]);
+  c.Isolate(voters[1]);
+  index = c.ProposeAndSettle(leader, "learners-only");
+  EXPECT_EQ(c.node(4).log().LastIndex(), index);
+  EXPECT_EQ(c.node(5).log().LastIndex(), index);
+  EXPECT_LT(c.node(leader).log().committed(), index);
+  // ReadIndex: learners' heartbeat acks do not confirm leadership.
+  ASSERT_TRUE(c.node(leader).ReadIndex("r").ok());
+  c.Process(leader);
+  c.DeliverAll();
+  EXPECT_TRUE(c.reads(leader).empty());
+  // Check-quorum: learners hearing the leader do not keep it in office.
+  EXPECT_TRUE(TickUntil(c, 30, [&] { return c.node(leader).role() != Role::kLeader; }));
+  // Once the voters are back the cluster commits again, learners included.
+  c.Heal();
+  NodeId fresh = c.WaitLeader();
+  ASSERT_NE(fresh, kNoNode);
+  ASSERT_LE(fresh, 3u);
+  c.ProposeAndSettle(fresh, "healed");
+  for (NodeId id = 1; id <= 5; ++id) EXPECT_EQ(c.applied(id).back().data, "healed") << id;
+  EXPECT_TRUE(c.AppliedArePrefixes());
+  EXPECT_FALSE(c.election_safety_violated());
+}
+
+TEST(LearnerTest, ALearnersTimeoutNeverStartsAnElection) {
+  TestCluster c(5, 45, VotersAndLearners);
+  NodeId leader = c.WaitLeader();
+  ASSERT_NE(leader, kNoNode);
+  c.ProposeAndSettle(leader, "x");
+  const uint64_t term = c.node(leader).term();
+  size_t from_learners = 0;
+  auto count_campaigns = [&] {
+    for (const Message& m : c.queue()) {
+      if (m.from >= 4 && (m.type == MessageType::kVote || m.type == MessageType::kPreVote)) {
+        ++from_learners;
+      }
+    }
+  };
+  c.Isolate(4);
+  for (int t = 0; t < 100; ++t) {
+    c.node(4).Tick();
+    c.Process(4);
+  }
+  EXPECT_TRUE(c.queue().empty());
+  EXPECT_EQ(c.node(4).role(), Role::kFollower);
+  EXPECT_EQ(c.node(4).term(), term);
+  EXPECT_EQ(c.node(4).Campaign().code(), StatusCode::kFailedPrecondition);
+  // Without any leader at all, the learners still only wait.
+  c.Heal();
+  c.Isolate(1);
+  c.Isolate(2);
+  c.Isolate(3);
+  for (int t = 0; t < 100; ++t) {
+    c.TickAll();
+    count_campaigns();
+    c.DeliverAll();
+  }
+  EXPECT_EQ(from_learners, 0u);
+  for (NodeId id : {4, 5}) {
+    EXPECT_EQ(c.node(id).role(), Role::kFollower);
+    EXPECT_EQ(c.node(id).term(), term);
+  }
+}
+
 // Randomized runs: messages are reordered, dropped and duplicated, nodes are partitioned and
-// restarted, proposals arrive at random; every run checks election safety (at most one leader
-// per term), state-machine safety (applied sequences are prefixes of each other) and, after the
-// faults stop, that the cluster still commits.
+// restarted, proposals (and, with `transfers`, leadership transfers to random members) arrive at
+// random; every run checks election safety (at most one leader per term), state-machine safety
+// (applied sequences are prefixes of each other) and, after the faults stop, that the cluster
+// still commits and every member (learners included) applies the final entry. Adds the number
+// of kTimeoutNow messages delivered (transfers that got as far as the target) to *timeout_now.
+void RunRandomized(uint64_t seed, size_t n, std::function<void(Config&)> tweak, bool transfers,
+                   size_t* timeout_now = nullptr) {
+  Rand rng(seed);
+  TestCluster c(n, seed, std::move(tweak));
+  c.on_deliver = [&](const Message& m) {
+    if (timeout_now != nullptr && m.type == MessageType::kTimeoutNow) ++*timeout_now;
+  };
+  int proposals = 0;
+  for (int step = 0; step < 3000; ++step) {
+    const uint64_t r = rng.Uniform(100);
+    const NodeId id = 1 + rng.Uniform(n);
+    if (r < 30) {
+      c.node(id).Tick();
+      c.Process(id);
+    } else if (r < 80) {
+      if (c.queue().empty()) continue;
+      const size_t k = rng.Uniform(c.queue().size());
+      Message m = c.queue()[k];
+      c.queue().erase(c.queue().begin() + static_cast<std::ptrdiff_t>(k));
+      if (rng.Chance(0.1)) continue;
+      c.Deliver(m);
+      if (rng.Chance(0.05)) c.Deliver(m);
+    } else if (r < 90) {
+      if (c.node(id).role() != Role::kLeader) continue;
+      if (transfers && rng.Chance(0.2)) {
+        const NodeId target = 1 + rng.Uniform(n);
+        Status s = c.node(id).TransferLeadership(target);
+        ASSERT_TRUE(s.ok() || (s.code() == StatusCode::kInvalidArgument &&
+                               c.node(id).PeerProgress(target)->is_learner))
+            << s.ToString();
+      } else {
+        Result<uint64_t> p = c.node(id).Propose("s" + std::to_string(proposals++));
+        ASSERT_TRUE(p.ok() || (transfers && p.status().code() == StatusCode::kUnavailable))
+            << p.status().ToString();
+      }
+      c.Process(id);
+    } else if (r < 93) {
+      if (rng.Chance(0.5)) {
+        c.Isolate(id);
+      } else {
+        c.Heal();
+      }
+    } else if (r < 94) {
+      c.Start(id);
+    } else {
+      c.TickAll();
+    }
+    ASSERT_FALSE(c.election_safety_violated());
+  }
+  ASSERT_TRUE(c.AppliedArePrefixes());
+  c.Heal();
+  NodeId leader = kNoNode;
+  // A transfer may still be running on the leader found; it ends within an election timeout.
+  for (int attempt = 0; attempt < 30; ++attempt) {
+    leader = c.WaitLeader(1000);
+    ASSERT_NE(leader, kNoNode);
+    if (c.node(leader).lead_transferee() == kNoNode) break;
+    c.TickAll();
+  }
+  c.ProposeAndSettle(leader, "final");
+  for (int t = 0; t < 100; ++t) {
+    bool all = true;
+    for (NodeId x = 1; x <= n; ++x) {
+      all = all && !c.applied(x).empty() && c.applied(x).back().data == "final";
+    }
+    if (all) break;
+    c.TickAll();
+    c.DeliverAll();
+  }
+  for (NodeId x = 1; x <= n; ++x) {
+    ASSERT_FALSE(c.applied(x).empty());
+    EXPECT_EQ(c.applied(x).back().data, "final") << "node " << x;
+  }
+  ASSERT_TRUE(c.AppliedArePrefixes());
+  ASSERT_FALSE(c.election_safety_violated());
+}
+
 TEST(RandomizedTest, SafetyUnderDropsReorderPartitionsAndRestarts) {
   for (uint64_t seed = 0; seed < 200; ++seed) {
     SCOPED_TRACE("seed " + std::to_string(seed));
-    Rand rng(seed);
-    const size_t n = seed % 2 == 0 ? 3 : 5;
-    TestCluster c(n, seed);
-    int proposals = 0;
-    for (int step = 0; step < 3000; ++step) {
-      const uint64_t r = rng.Uniform(100);
-      const NodeId id = 1 + rng.Uniform(n);
-      if (r < 30) {
-        c.node(id).Tick();
-        c.Process(id);
-      } else if (r < 80) {
-        if (c.queue().empty()) continue;
-        const size_t k = rng.Uniform(c.queue().size());
-        Message m = c.queue()[k];
-        c.queue().erase(c.queue().begin() + static_cast<std::ptrdiff_t>(k));
-        if (rng.Chance(0.1)) continue;
-        c.Deliver(m);
-        if (rng.Chance(0.05)) c.Deliver(m);
-      } else if (r < 90) {
-        if (c.node(id).role() == Role::kLeader) {
-          ASSERT_TRUE(c.node(id).Propose("s" + std::to_string(proposals++)).ok());
-          c.Process(id);
-        }
-      } else if (r < 93) {
-        if (rng.Chance(0.5)) {
-          c.Isolate(id);
-        } else {
-          c.Heal();
-        }
-      } else if (r < 94) {
-        c.Start(id);
-      } else {
-        c.TickAll();
-      }
-      ASSERT_FALSE(c.election_safety_violated());
-    }
-    ASSERT_TRUE(c.AppliedArePrefixes());
-    c.Heal();
-    NodeId leader = c.WaitLeader(1000);
-    ASSERT_NE(leader, kNoNode);
-    c.ProposeAndSettle(leader, "final");
-    for (int t = 0; t < 100; ++t) {
-      bool all = true;
-      for (NodeId x = 1; x <= n; ++x) {
-        all = all && !c.applied(x).empty() && c.applied(x).back().data == "final";
-      }
-      if (all) break;
-      c.TickAll();
-      c.DeliverAll();
-    }
-    for (NodeId x = 1; x <= n; ++x) {
-      ASSERT_FALSE(c.applied(x).empty());
-      EXPECT_EQ(c.applied(x).back().data, "final") << "node " << x;
-    }
-    ASSERT_TRUE(c.AppliedArePrefixes());
-    ASSERT_FALSE(c.election_safety_violated());
+    RunRandomized(seed, seed % 2 == 0 ? 3 : 5, nullptr, false);
+    if (HasFatalFailure()) return;
   }
+}
+
+TEST(RandomizedTest, SafetyWithLeadershipTransfers) {
+  size_t timeout_now = 0;
+  for (uint64_t seed = 0; seed < 100; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    RunRandomized(seed, seed % 2 == 0 ? 3 : 5, nullptr, true, &timeout_now);
+    if (HasFatalFailure()) return;
+  }
+  // The runs did exercise handovers, not only refused or abandoned transfers.
+  EXPECT_GT(timeout_now, 50u);
+}
+
+TEST(RandomizedTest, SafetyWithThreeVotersAndTwoLearners) {
+  size_t timeout_now = 0;
+  for (uint64_t seed = 0; seed < 150; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    RunRandomized(seed, 5, VotersAndLearners, true, &timeout_now);
+    if (HasFatalFailure()) return;
+  }
+  EXPECT_GT(timeout_now, 40u);
 }
 
 }  // namespace
