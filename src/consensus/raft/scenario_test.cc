@@ -281,21 +281,46 @@ class Runner {
     }
   }
 
-  bool Matches(const Args& a, const Message& m) const {
-    if (a.kv.count("from") && m.from != ParseU64(a.kv.at("from"))) return false;
-    if (a.kv.count("to") && m.to != ParseU64(a.kv.at("to"))) return false;
-    if (a.kv.count("type") && MessageTypeName(m.type) != a.kv.at("type")) return false;
-    return true;
+  struct Filter {
+    std::optional<NodeId> from;
+    std::optional<NodeId> to;
+    std::optional<std::string> type;
+    bool Matches(const Message& m) const {
+      return (!from || m.from == *from) && (!to || m.to == *to) &&
+             (!type || MessageTypeName(m.type) == *type);
+    }
+  };
+  // Checked before any message is looked at, so a typo fails even on an empty queue.
+  Filter ParseFilter(const Args& a) const {
+    Filter f;
+    for (const auto& [k, v] : a.kv) {
+      if (k == "from") {
+        f.from = Node(v);
+      } else if (k == "to") {
+        f.to = Node(v);
+      } else if (k == "type") {
+        bool known = false;
+        for (int t = 0; t <= UINT8_MAX && !known && v != "?"; ++t) {
+          known = MessageTypeName(static_cast<MessageType>(t)) == v;
+        }
+        if (!known) throw ScriptError{"unknown message type '" + v + "'"};
+        f.type = v;
+      } else {
+        throw ScriptError{"unknown filter '" + k + "'"};
+      }
+    }
+    return f;
   }
 
   // One pass delivers the messages queued (and matching) at its start; messages they produce
   // wait for the next pass. stabilize repeats passes until nothing matches.
   void Deliver(const Args& a, bool repeat) {
+    const Filter f = ParseFilter(a);
     constexpr int kMaxPasses = 1000;
     for (int pass = 0; pass < kMaxPasses; ++pass) {
       std::deque<Message> now;
       std::deque<Message> keep;
-      for (Message& m : c_->queue()) (Matches(a, m) ? now : keep).push_back(std::move(m));
+      for (Message& m : c_->queue()) (f.Matches(m) ? now : keep).push_back(std::move(m));
       c_->queue() = std::move(keep);
       if (now.empty()) return;
       for (const Message& m : now) {
@@ -310,9 +335,10 @@ class Runner {
   }
 
   void Drop(const Args& a) {
+    const Filter f = ParseFilter(a);
     std::deque<Message> keep;
     for (Message& m : c_->queue()) {
-      if (Matches(a, m)) {
+      if (f.Matches(m)) {
         out_ << "dropped " << DescribeMessage(m) << "\n";
       } else {
         keep.push_back(std::move(m));
@@ -408,6 +434,78 @@ std::vector<std::string> ScenarioFiles() {
   return out;
 }
 
+struct ScriptOutcome {
+  std::string error;                    // the script could not be parsed
+  std::vector<std::string> mismatches;  // one per command whose output differs
+  std::string rewritten;                // the script with the actual outputs
+};
+
+ScriptOutcome RunScript(const std::string& text) {
+  ScriptOutcome out;
+  std::vector<Block> blocks;
+  std::string trailer;
+  if (!ParseScript(text, &blocks, &trailer, &out.error)) return out;
+  if (blocks.empty()) {
+    out.error = "no commands";
+    return out;
+  }
+  Runner runner;
+  for (const Block& b : blocks) {
+    const std::string actual = runner.Run(b.command);
+    if (actual != b.expected) {
+      out.mismatches.push_back("line " + std::to_string(b.line) + ": " + b.command +
+                               "\nexpected:\n" + b.expected + "actual:\n" + actual);
+    }
+    out.rewritten += b.prelude + b.command + "\n----\n" + actual + "\n";
+  }
+  while (out.rewritten.size() >= 2 && out.rewritten.substr(out.rewritten.size() - 2) == "\n\n") {
+    out.rewritten.pop_back();
+  }
+  out.rewritten += trailer;
+  return out;
+}
+
+TEST(ScenarioRunner, AcceptsMatchingOutputAndReportsDifferences) {
+  const std::string good =
+      "cluster n=3\n----\nok\n\nstatus\n----\n"
+      "1: follower term=0 lead=0 commit=0 last=0 applied=0\n"
+      "2: follower term=0 lead=0 commit=0 last=0 applied=0\n"
+      "3: follower term=0 lead=0 commit=0 last=0 applied=0\n";
+  ScriptOutcome ok = RunScript(good);
+  EXPECT_EQ(ok.error, "");
+  EXPECT_TRUE(ok.mismatches.empty());
+  EXPECT_EQ(ok.rewritten, good);
+
+  std::string bad = good;
+  bad.replace(bad.find("2: follower term=0"), 18, "2: leader term=0");
+  ScriptOutcome diff = RunScript(bad);
+  ASSERT_EQ(diff.mismatches.size(), 1u);
+  EXPECT_NE(diff.mismatches[0].find("line 5: status"), std::string::npos) << diff.mismatches[0];
+  EXPECT_EQ(diff.rewritten, good);
+}
+
+TEST(ScenarioRunner, BadScriptsGiveClearErrors) {
+  EXPECT_EQ(RunScript("cluster n=3\nstatus\n").error, "line 1: command not followed by ----");
+  EXPECT_EQ(RunScript("# only a comment\n").error, "no commands");
+
+  ScriptOutcome r = RunScript(
+      "status\n----\n\ncluster n=x\n----\n\ncluster n=2\n----\n\ncampaign 7\n----\n\n"
+      "frobnicate\n----\n\ntick 1 n=99999\n----\n\nlog 1 terms=1,a\n----\n\n"
+      "drop from=\n----\n\ndeliver type=Apps\n----\n\nstabilize form=1\n----\n");
+  ASSERT_EQ(r.error, "");
+  EXPECT_EQ(r.rewritten,
+            "status\n----\nscript error: no cluster yet: start with 'cluster n=...'\n\n"
+            "cluster n=x\n----\nscript error: not a number: 'x'\n\n"
+            "cluster n=2\n----\nok\n\n"
+            "campaign 7\n----\nscript error: no node 7\n\n"
+            "frobnicate\n----\nscript error: unknown command 'frobnicate'\n\n"
+            "tick 1 n=99999\n----\nscript error: tick: n must be <= 10000\n\n"
+            "log 1 terms=1,a\n----\nscript error: not a number: 'a'\n\n"
+            "drop from=\n----\nscript error: not a number: ''\n\n"
+            "deliver type=Apps\n----\nscript error: unknown message type 'Apps'\n\n"
+            "stabilize form=1\n----\nscript error: unknown filter 'form'\n");
+}
+
 class ScenarioTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(ScenarioTest, MatchesExpectedTrace) {
@@ -417,27 +515,12 @@ TEST_P(ScenarioTest, MatchesExpectedTrace) {
   ASSERT_TRUE(in) << "cannot read " << path;
   std::stringstream buf;
   buf << in.rdbuf();
-  std::vector<Block> blocks;
-  std::string trailer;
-  std::string error;
-  ASSERT_TRUE(ParseScript(buf.str(), &blocks, &trailer, &error)) << path << ": " << error;
-  ASSERT_FALSE(blocks.empty()) << path << " has no commands";
+  ScriptOutcome r = RunScript(buf.str());
+  ASSERT_EQ(r.error, "") << path;
+  for (const std::string& m : r.mismatches) ADD_FAILURE() << path.filename().string() << " " << m;
 
   const char* rewrite_env = std::getenv("DTX_REWRITE");
-  const bool rewrite = rewrite_env != nullptr && std::string(rewrite_env) == "1";
-  Runner runner;
-  std::string rewritten;
-  for (const Block& b : blocks) {
-    const std::string actual = runner.Run(b.command);
-    EXPECT_EQ(b.expected, actual) << path.filename().string() << ":" << b.line << ": " << b.command;
-    rewritten += b.prelude + b.command + "\n----\n" + actual + "\n";
-  }
-  if (rewrite) {
-    while (rewritten.size() >= 2 && rewritten.substr(rewritten.size() - 2) == "\n\n") {
-      rewritten.pop_back();
-    }
-    std::ofstream(path) << rewritten << trailer;
-  }
+  if (rewrite_env != nullptr && std::string(rewrite_env) == "1") std::ofstream(path) << r.rewritten;
 }
 
 INSTANTIATE_TEST_SUITE_P(Testdata, ScenarioTest, ::testing::ValuesIn(ScenarioFiles()),
