@@ -26,10 +26,9 @@
 //
 // NOT in this version: snapshots / InstallSnapshot / log compaction, membership change (voters
 // and learners are fixed by Config::peers and Config::learners; no promotion of a learner),
-// lease reads, forwarding of
-// proposals or ReadIndex from followers (the host forwards; the core refuses with
-// kFailedPrecondition naming the known leader), async storage writes, flow control by bytes in
-// flight or uncommitted size.
+// lease reads, forwarding of proposals or ReadIndex from followers (the host forwards; the core
+// refuses with kFailedPrecondition naming the known leader), async storage writes, flow control
+// by bytes in flight or uncommitted size.
 //
 // Thread-safety: a RawNode is not thread-safe; one thread (or strand) drives it.
 #pragma once
