@@ -9,9 +9,10 @@
 //   expected output (ends at a blank line)
 //
 // Commands: cluster n= [pre_vote= check_quorum= election_tick= seed= max_inflight=
-// max_size=] (pre_vote and check_quorum default to false: plain Raft as in the paper);
+// max_size= learners=4,5] (pre_vote and check_quorum default to false: plain Raft as in the
+// paper);
 // log ID terms=1,1,2 [term= vote= commit=] (replace a node's stored log, then restart it);
-// campaign ID; tick ID|all [n=]; propose ID DATA; read-index ID CTX;
+// campaign ID; tick ID|all [n=]; propose ID DATA; read-index ID CTX; transfer ID TARGET;
 // deliver [from= to= type=] (one pass over the queued messages); stabilize [from= to= type=]
 // (deliver until no message matches); drop [from= to= type=]; queue; cut A B; isolate ID; heal;
 // restart ID (crash: volatile state and the state machine are lost, storage survives);
@@ -178,7 +179,19 @@ class Runner {
     over.max_inflight_msgs = ParseU64(a.kv.count("max_inflight") ? a.kv.at("max_inflight") : "256");
     over.max_size_per_msg = ParseU64(a.kv.count("max_size") ? a.kv.at("max_size") : "1048576");
     const uint64_t seed = ParseU64(a.kv.count("seed") ? a.kv.at("seed") : "1");
-    c_ = std::make_unique<TestCluster>(n, seed, [over](Config& cfg) {
+    const std::vector<uint64_t> learners =
+        ParseList(a.kv.count("learners") ? a.kv.at("learners") : std::string());
+    for (uint64_t l : learners) {
+      if (l < 1 || l > n) throw ScriptError{"learner " + std::to_string(l) + " is not a node"};
+    }
+    std::vector<NodeId> voters;
+    for (NodeId id = 1; id <= n; ++id) {
+      if (std::find(learners.begin(), learners.end(), id) == learners.end()) voters.push_back(id);
+    }
+    if (voters.empty()) throw ScriptError{"no voters left"};
+    c_ = std::make_unique<TestCluster>(n, seed, [over, voters, learners](Config& cfg) {
+      cfg.peers = voters;
+      cfg.learners.assign(learners.begin(), learners.end());
       cfg.pre_vote = over.pre_vote;
       cfg.check_quorum = over.check_quorum;
       cfg.election_tick = over.election_tick;
@@ -203,6 +216,12 @@ class Runner {
       } else {
         out_ << r.status().ToString() << "\n";
       }
+      return c_->Process(id);
+    }
+    if (cmd == "transfer") {
+      // The target is passed through unchecked: refusing unknown ids is the core's job.
+      const NodeId id = Node(Pos(a, 1));
+      Report(c_->node(id).TransferLeadership(ParseU64(Pos(a, 2))));
       return c_->Process(id);
     }
     if (cmd == "read-index") {
@@ -372,6 +391,7 @@ class Runner {
     s << id << ": " << RoleName(n.role()) << " term=" << n.term() << " lead=" << n.lead()
       << " commit=" << n.GetStatus().commit << " last=" << n.log().LastIndex()
       << " applied=" << (ap.empty() ? 0 : ap.back().index);
+    if (n.lead_transferee() != kNoNode) s << " transferee=" << n.lead_transferee();
     return s.str();
   }
   std::vector<std::string> States() {
