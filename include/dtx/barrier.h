@@ -248,7 +248,9 @@ struct pg_conn;  // libpq's PGconn.
 
 namespace dtx::sdk {
 
-// A BarrierStore over one PostgreSQL connection. Local transactions run at READ COMMITTED
+// A BarrierStore over one PostgreSQL connection. Unless the connection string or the role sets
+// a lock_timeout, the session gets 10 s, so a lock wait ends with kUnavailable (retry) rather than
+// blocking forever on a row a prepared XA branch holds. Local transactions run at READ COMMITTED
 // (whatever the server default), which the barrier needs: an INSERT ... ON CONFLICT DO NOTHING
 // that meets a concurrent uncommitted row waits for it, and the following SELECT sees it.
 // SQL uses $1, $2, ... placeholders; values are sent as text and typed by the server. Errors:
@@ -327,8 +329,8 @@ struct MariaDbOptions {
 // A BarrierStore over one MariaDB connection (InnoDB tables; MySQL works the same way). The
 // session runs at READ COMMITTED so that the barrier's SELECT after its insert-ignore sees a row
 // committed by a concurrent call, and its innodb_lock_wait_timeout is two thirds of
-// read_timeout_s, so a lock wait ends with kUnavailable before the read timeout drops the
-// connection.
+// read_timeout_s, at most 10 s, so a lock wait ends with kUnavailable before the read timeout
+// drops the connection (and a worker never waits long on a row a prepared XA branch holds).
 // SQL uses `?` placeholders (values are sent as escaped literals; a `?` inside a quoted literal or
 // a comment is text). The barrier table stores create_time as TIMESTAMP(6) (UTC, so purging does
 // not depend on session time zones). Errors: connection lost, refused or too many connections

@@ -154,7 +154,10 @@ Result<ConnPtr> Connect(const MariaDbOptions& o) {
     std::string where = socket ? o.unix_socket : o.host + ":" + std::to_string(o.port);
     return LastError(conn.get(), "connect to " + where);
   }
-  const int lock_wait = std::max(1, std::max(1, o.read_timeout_s) * 2 / 3);
+  // Below the read timeout (so a wait ends as an error, not a dropped connection) and at most
+  // 10 s: a worker must not wait long on a row that a prepared XA branch holds while the call
+  // that would finish that branch waits for a free worker.
+  const int lock_wait = std::clamp(std::max(1, o.read_timeout_s) * 2 / 3, 1, 10);
   for (const std::string& sql :
        {std::string("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"),
         "SET SESSION innodb_lock_wait_timeout = " + std::to_string(lock_wait)}) {

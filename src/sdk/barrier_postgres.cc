@@ -174,12 +174,28 @@ Status ExecSimple(PGconn* conn, const char* sql, std::string_view what) {
   return Status::Ok();
 }
 
+namespace {
+
+// Bounds every lock wait of the session unless the connection string or the role already set a
+// lock_timeout. Without it a worker waits forever on a row that a prepared XA branch holds, while
+// the call that would finish that branch waits for a free worker.
+Status ApplySessionDefaults(PGconn* conn) {
+  auto current = Run(conn, "SELECT current_setting('lock_timeout')", {}, "session setup");
+  if (!current.ok()) return current.status();
+  if (std::string_view(PQgetvalue(current->get(), 0, 0)) != "0") return Status::Ok();
+  const std::string sql = "SET lock_timeout = '" + std::to_string(kDefaultLockTimeoutMs) + "ms'";
+  return ExecSimple(conn, sql.c_str(), "session setup");
+}
+
+}  // namespace
+
 Result<PgConn> Connect(const std::string& conninfo) {
   PgConn conn(PQconnectdb(conninfo.c_str()));
   if (conn == nullptr || PQstatus(conn.get()) != CONNECTION_OK) {
     return ConnectionError(conn.get(), "connect");
   }
   PQsetNoticeProcessor(conn.get(), IgnoreNotice, nullptr);
+  DTX_RETURN_IF_ERROR(ApplySessionDefaults(conn.get()));
   return conn;
 }
 
@@ -187,6 +203,7 @@ Status ReconnectIfBroken(PGconn* conn) {
   if (PQstatus(conn) == CONNECTION_BAD) {
     PQreset(conn);
     if (PQstatus(conn) != CONNECTION_OK) return ConnectionError(conn, "reconnect");
+    DTX_RETURN_IF_ERROR(ApplySessionDefaults(conn));
   }
   return Status::Ok();
 }

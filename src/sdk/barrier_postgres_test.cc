@@ -189,6 +189,40 @@ TEST_F(PostgresBarrierTest, DeadlockVictimIsUnavailable) {
   EXPECT_EQ(Balance(1) + Balance(2), 198);
 }
 
+// Lock waits are bounded by default (a worker must not wait forever on a row that a prepared XA
+// branch holds), a configured lock_timeout is kept, and a lock wait that runs out is kUnavailable.
+TEST_F(PostgresBarrierTest, LockWaitsAreBoundedAndTimeOutAsUnavailable) {
+  auto setting = [](BarrierStore& store) {
+    auto tx = store.Begin();
+    if (!tx.ok()) return std::string("begin failed");
+    auto rows = (*tx)->Query("SELECT current_setting('lock_timeout')");
+    if (!rows.ok() || rows->empty()) return std::string("query failed");
+    return std::get<std::string>((*rows)[0][0]);
+  };
+  EXPECT_EQ(setting(*store_), "10s");
+  auto configured = PostgresBarrierStore::Open(testutil::InSchema(dsn_, schema_) +
+                                               (dsn_.find("://") == std::string::npos
+                                                    ? " options='-c lock_timeout=3s'"
+                                                    : "&options=-c%20lock_timeout%3D3s"));
+  ASSERT_TRUE(configured.ok()) << configured.status().ToString();
+  EXPECT_EQ(setting(**configured), "3s");
+
+  auto holder = OpenStore();
+  ASSERT_NE(holder, nullptr);
+  auto held = holder->Begin();
+  ASSERT_TRUE(held.ok());
+  ASSERT_TRUE((*held)->Exec("UPDATE accounts SET balance = balance - 1 WHERE id = 1").ok());
+  auto waiter = store_->Begin();
+  ASSERT_TRUE(waiter.ok());
+  ASSERT_TRUE((*waiter)->Exec("SET LOCAL lock_timeout = '200ms'").ok());
+  Status s = (*waiter)->Exec("UPDATE accounts SET balance = balance - 1 WHERE id = 1").status();
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable) << s.ToString();
+  EXPECT_NE(s.message().find("55P03"), std::string::npos) << s.ToString();
+  (void)(*waiter)->Rollback();
+  ASSERT_TRUE((*held)->Commit().ok());
+  EXPECT_EQ(Balance(1), 99);
+}
+
 TEST_F(PostgresBarrierTest, CancelRacingAnOpenTryWaitsAndCompensates) {
   auto other = OpenStore();
   ASSERT_NE(other, nullptr);

@@ -30,7 +30,7 @@ using ConnPtr = std::unique_ptr<MYSQL, ConnDeleter>;
 
 // Opens a connection with the options' timeouts, character set utf8mb4, no automatic reconnect,
 // READ COMMITTED as the session's isolation level and innodb_lock_wait_timeout set to two thirds
-// of read_timeout_s (at least 1 s), so that a lock wait ends with kUnavailable before the read
+// of read_timeout_s (1..10 s), so that a lock wait ends with kUnavailable before the read
 // timeout would drop the connection. Errors: kUnavailable if the server cannot be reached or
 // refuses connections (too many, shutting down), kFailedPrecondition for access denied or an
 // unknown database, other mapped errors.

@@ -67,9 +67,14 @@ Status ExecSimple(PGconn* conn, const char* sql, std::string_view what);
 
 // Connects with the libpq connection string and silences notices (CREATE ... IF NOT EXISTS and
 // friends would print them on stderr). kUnavailable if the server cannot be reached or refuses.
+// The lock_timeout a connection gets when neither its connection string nor its role sets one.
+inline constexpr int64_t kDefaultLockTimeoutMs = 10'000;
+
+// Connects and sets lock_timeout to kDefaultLockTimeoutMs unless one is configured already.
 Result<PgConn> Connect(const std::string& conninfo);
 
-// Resets a connection that libpq reports as broken; kUnavailable if that fails. OK if it is fine.
+// Resets a connection that libpq reports as broken (and applies the session defaults again);
+// kUnavailable if that fails. OK if it is fine.
 Status ReconnectIfBroken(PGconn* conn);
 
 // Creates the barrier table `dtx_barrier` and its index if they do not exist, serialised across
