@@ -10,6 +10,7 @@
 
 #include <charconv>
 #include <cstdint>
+#include <functional>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -40,31 +41,23 @@ std::optional<std::pair<uint64_t, uint64_t>> ParseRange(std::string_view s) {
   return std::make_pair(*a, *b);
 }
 
-void PrintViolations(const dtx::sim::SimOptions& o, const dtx::sim::SimReport& r) {
-  std::cout << "seed " << r.seed << ": " << r.violations.size() << " invariant violation(s)\n";
-  for (const auto& v : r.violations) std::cout << "  " << v << "\n";
-  std::cout << "  replay: " << dtx::sim::ReplayCommand(o) << "\n";
-}
-
-int RunRaft(dtx::sim::RaftSimOptions opts, std::optional<uint64_t> seed, const std::string& seeds,
-            bool verbose) {
-  auto print_violations = [&](const dtx::sim::RaftSimReport& r) {
-    std::cout << "seed " << r.seed << ": " << r.violations.size() << " invariant violation(s)\n";
-    for (const auto& v : r.violations) std::cout << "  " << v << "\n";
-    dtx::sim::RaftSimOptions replay = opts;
-    replay.seed = r.seed;
-    std::cout << "  replay: " << dtx::sim::RaftReplayCommand(replay) << "\n";
-  };
+// Runs one seed (printing its trace) or every seed of "A..B" (the stats of each with `verbose`).
+// `run(seed)` returns a report with `seed`, `trace` and `ok()`; `stats` formats its statistics;
+// `violations` prints what it broke. Returns the exit status.
+template <typename Report>
+int RunSeeds(std::optional<uint64_t> seed, const std::string& seeds, bool verbose,
+             const std::function<Report(uint64_t)>& run,
+             const std::function<std::string(const Report&)>& stats,
+             const std::function<void(const Report&)>& violations) {
   if (seed) {
-    opts.seed = *seed;
-    dtx::sim::RaftSimReport r = dtx::sim::RunRaftSim(opts);
+    Report r = run(*seed);
     for (const auto& line : r.trace) std::cout << line << "\n";
-    std::cout << dtx::sim::FormatRaftStats(r) << "\n";
+    std::cout << stats(r) << "\n";
     if (r.ok()) {
       std::cout << "seed " << r.seed << ": OK, all invariants hold\n";
       return 0;
     }
-    print_violations(r);
+    violations(r);
     return 1;
   }
   auto range = ParseRange(seeds);
@@ -80,19 +73,42 @@ int RunRaft(dtx::sim::RaftSimOptions opts, std::optional<uint64_t> seed, const s
   uint64_t failed = 0;
   uint64_t runs = 0;
   for (uint64_t s = range->first;; ++s) {
-    opts.seed = s;
-    dtx::sim::RaftSimReport r = dtx::sim::RunRaftSim(opts);
+    Report r = run(s);
     ++runs;
-    if (verbose) std::cout << dtx::sim::FormatRaftStats(r) << "\n";
+    if (verbose) std::cout << stats(r) << "\n";
     if (!r.ok()) {
       ++failed;
-      print_violations(r);
+      violations(r);
     }
     if (s == range->second) break;
   }
   std::cout << "seeds " << range->first << ".." << range->second << ": " << runs << " runs, "
             << failed << " with violations\n";
   return failed == 0 ? 0 : 1;
+}
+
+void PrintViolations(const dtx::sim::SimOptions& o, const dtx::sim::SimReport& r) {
+  std::cout << "seed " << r.seed << ": " << r.violations.size() << " invariant violation(s)\n";
+  for (const auto& v : r.violations) std::cout << "  " << v << "\n";
+  std::cout << "  replay: " << dtx::sim::ReplayCommand(o) << "\n";
+}
+
+int RunRaft(dtx::sim::RaftSimOptions opts, std::optional<uint64_t> seed, const std::string& seeds,
+            bool verbose) {
+  auto print_violations = [&](const dtx::sim::RaftSimReport& r) {
+    std::cout << "seed " << r.seed << ": " << r.violations.size() << " invariant violation(s)\n";
+    for (const auto& v : r.violations) std::cout << "  " << v << "\n";
+    dtx::sim::RaftSimOptions replay = opts;
+    replay.seed = r.seed;
+    std::cout << "  replay: " << dtx::sim::RaftReplayCommand(replay) << "\n";
+  };
+  return RunSeeds<dtx::sim::RaftSimReport>(
+      seed, seeds, verbose,
+      [&](uint64_t s) {
+        opts.seed = s;
+        return dtx::sim::RunRaftSim(opts);
+      },
+      dtx::sim::FormatRaftStats, print_violations);
 }
 
 }  // namespace
@@ -198,43 +214,11 @@ int main(int argc, char** argv) {
   opts.crashes = !no_crashes;
   opts.faults = !no_faults;
 
-  if (seed) {
-    opts.seed = *seed;
-    dtx::sim::SimReport r = dtx::sim::RunCoordSim(opts);
-    for (const auto& line : r.trace) std::cout << line << "\n";
-    std::cout << dtx::sim::FormatStats(r) << "\n";
-    if (r.ok()) {
-      std::cout << "seed " << r.seed << ": OK, all invariants hold\n";
-      return 0;
-    }
-    PrintViolations(opts, r);
-    return 1;
-  }
-
-  auto range = ParseRange(seeds);
-  if (!range) {
-    std::cerr << "dtxsim: --seeds wants A..B with unsigned integers A <= B, got '" << seeds
-              << "'\n";
-    return 2;
-  }
-  if (range->second - range->first >= kMaxRange) {
-    std::cerr << "dtxsim: --seeds covers more than " << kMaxRange << " seeds\n";
-    return 2;
-  }
-  uint64_t failed = 0;
-  uint64_t runs = 0;
-  for (uint64_t s = range->first;; ++s) {
-    opts.seed = s;
-    dtx::sim::SimReport r = dtx::sim::RunCoordSim(opts);
-    ++runs;
-    if (verbose) std::cout << dtx::sim::FormatStats(r) << "\n";
-    if (!r.ok()) {
-      ++failed;
-      PrintViolations(opts, r);
-    }
-    if (s == range->second) break;
-  }
-  std::cout << "seeds " << range->first << ".." << range->second << ": " << runs << " runs, "
-            << failed << " with violations\n";
-  return failed == 0 ? 0 : 1;
+  return RunSeeds<dtx::sim::SimReport>(
+      seed, seeds, verbose,
+      [&](uint64_t s) {
+        opts.seed = s;
+        return dtx::sim::RunCoordSim(opts);
+      },
+      dtx::sim::FormatStats, [&](const dtx::sim::SimReport& r) { PrintViolations(opts, r); });
 }
