@@ -208,36 +208,56 @@ Status ReconnectIfBroken(PGconn* conn) {
   return Status::Ok();
 }
 
-Status EnsureBarrierSchema(PGconn* conn) {
-  // CREATE INDEX IF NOT EXISTS locks the table before it finds the index, and would wait for
-  // every prepared XA branch holding barrier rows: a participant restarting to recover its
-  // in-doubt branches would hang. A catalog read takes no such lock.
+namespace {
+
+Result<bool> BarrierSchemaExists(PGconn* conn) {
   auto exists = Run(conn,
                     "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = "
                     "c.relnamespace WHERE n.nspname = current_schema() AND c.relname IN "
                     "('dtx_barrier', 'dtx_barrier_create_time')",
                     {}, "check barrier schema");
   if (!exists.ok()) return exists.status();
-  if (std::string_view(PQgetvalue(exists->get(), 0, 0)) == "2") return Status::Ok();
+  return std::string_view(PQgetvalue(exists->get(), 0, 0)) == "2";
+}
+
+}  // namespace
+
+Status EnsureBarrierSchema(PGconn* conn) {
+  // CREATE INDEX IF NOT EXISTS locks the table before it finds the index, and would wait for
+  // every prepared XA branch holding barrier rows: a participant restarting to recover its
+  // in-doubt branches would hang, and every insert queued behind that lock with it. A catalog
+  // read takes no such lock, so the DDL runs only while the table does not exist.
+  auto exists = BarrierSchemaExists(conn);
+  if (!exists.ok()) return exists.status();
+  if (*exists) return Status::Ok();
   // Two first starts at once would race inside CREATE TABLE IF NOT EXISTS (a unique violation
-  // on the catalog); the advisory lock serialises them.
-  return ExecSimple(conn,
-                    "BEGIN;"
-                    "SELECT pg_advisory_xact_lock(7424616839);"
-                    "CREATE TABLE IF NOT EXISTS dtx_barrier ("
-                    " id bigserial PRIMARY KEY,"
-                    " trans_type text NOT NULL DEFAULT '',"
-                    " gid text NOT NULL DEFAULT '',"
-                    " branch_id text NOT NULL DEFAULT '',"
-                    " op text NOT NULL DEFAULT '',"
-                    " barrier_id text NOT NULL DEFAULT '',"
-                    " reason text NOT NULL DEFAULT '',"
-                    " create_time timestamptz NOT NULL DEFAULT now(),"
-                    " UNIQUE (gid, branch_id, op, barrier_id));"
-                    "CREATE INDEX IF NOT EXISTS dtx_barrier_create_time"
-                    " ON dtx_barrier(create_time);"
-                    "COMMIT;",
-                    "create barrier schema");
+  // on the catalog); the advisory lock serialises them. The check is repeated under the lock:
+  // the connection that lost the race must not run the DDL against the winner's table, which
+  // may already hold a prepared branch's rows.
+  DTX_RETURN_IF_ERROR(
+      ExecSimple(conn, "BEGIN; SELECT pg_advisory_xact_lock(7424616839)", "lock barrier schema"));
+  exists = BarrierSchemaExists(conn);
+  if (!exists.ok() || *exists) {
+    (void)ExecSimple(conn, "ROLLBACK", "unlock barrier schema");
+    return exists.ok() ? Status::Ok() : exists.status();
+  }
+  Status created = ExecSimple(conn,
+                              "CREATE TABLE IF NOT EXISTS dtx_barrier ("
+                              " id bigserial PRIMARY KEY,"
+                              " trans_type text NOT NULL DEFAULT '',"
+                              " gid text NOT NULL DEFAULT '',"
+                              " branch_id text NOT NULL DEFAULT '',"
+                              " op text NOT NULL DEFAULT '',"
+                              " barrier_id text NOT NULL DEFAULT '',"
+                              " reason text NOT NULL DEFAULT '',"
+                              " create_time timestamptz NOT NULL DEFAULT now(),"
+                              " UNIQUE (gid, branch_id, op, barrier_id));"
+                              "CREATE INDEX IF NOT EXISTS dtx_barrier_create_time"
+                              " ON dtx_barrier(create_time);"
+                              "COMMIT;",
+                              "create barrier schema");
+  if (!created.ok()) (void)ExecSimple(conn, "ROLLBACK", "abandon barrier schema");
+  return created;
 }
 
 Result<bool> InsertBarrierIgnore(PGconn* conn, const BarrierRow& row) {

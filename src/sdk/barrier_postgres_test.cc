@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "dtx/barrier.h"
+#include "sdk/postgres_internal.h"
 #include "sdk/test_servers.h"
 
 namespace dtx::sdk {
@@ -221,6 +222,53 @@ TEST_F(PostgresBarrierTest, LockWaitsAreBoundedAndTimeOutAsUnavailable) {
   (void)(*waiter)->Rollback();
   ASSERT_TRUE((*held)->Commit().ok());
   EXPECT_EQ(Balance(1), 99);
+}
+
+// Two connections open a store on a schema without the barrier table at once. The one that wins
+// the advisory lock creates the table, and a prepared XA branch then holds rows of it before the
+// loser gets the lock. The loser must not run CREATE INDEX IF NOT EXISTS: it would wait for that
+// prepared branch (which waits for it in turn, through the participant that prepared it).
+TEST_F(PostgresBarrierTest, OpeningWhileAnotherConnectionCreatedTheSchemaSkipsTheDdl) {
+  const std::string fresh = testutil::UniqueName("dtx_t");
+  AdminExec("CREATE SCHEMA " + fresh);
+  const std::string fresh_conninfo = testutil::InSchema(dsn_, fresh);
+  auto winner = pg_internal::Connect(fresh_conninfo);
+  ASSERT_TRUE(winner.ok()) << winner.status().ToString();
+  PGconn* w = winner->get();
+  ASSERT_TRUE(pg_internal::ExecSimple(w, "SELECT pg_advisory_lock(7424616839)", "lock").ok());
+
+  Result<std::unique_ptr<PostgresBarrierStore>> loser = Unavailable("not opened");
+  std::thread opener([&] { loser = PostgresBarrierStore::Open(fresh_conninfo); });
+  // The loser found no table and queued for the advisory lock.
+  bool queued = false;
+  for (int i = 0; i < 2'000 && !queued; ++i) {
+    PGresult* r = PQexec(admin_,
+                         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT "
+                         "granted AND objid::bigint = 7424616839::bigint % 4294967296");
+    queued = PQresultStatus(r) == PGRES_TUPLES_OK && std::string(PQgetvalue(r, 0, 0)) != "0";
+    PQclear(r);
+    if (!queued) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_TRUE(queued) << "the second Open never waited for the schema lock";
+
+  // A session holding an advisory lock may take it again: the winner creates the schema itself.
+  ASSERT_TRUE(pg_internal::EnsureBarrierSchema(w).ok());
+  const std::string prepared = testutil::UniqueName("schema_race");
+  ASSERT_TRUE(pg_internal::ExecSimple(w,
+                                      ("BEGIN; INSERT INTO dtx_barrier(gid, branch_id, op, "
+                                       "barrier_id) VALUES ('g', '01', 'action', '01'); "
+                                       "PREPARE TRANSACTION '" +
+                                       prepared + "'")
+                                          .c_str(),
+                                      "prepare")
+                  .ok());
+  ASSERT_TRUE(pg_internal::ExecSimple(w, "SELECT pg_advisory_unlock(7424616839)", "unlock").ok());
+  opener.join();
+  EXPECT_TRUE(loser.ok()) << loser.status().ToString();
+  ASSERT_TRUE(
+      pg_internal::ExecSimple(w, ("ROLLBACK PREPARED '" + prepared + "'").c_str(), "rollback")
+          .ok());
+  AdminExec("DROP SCHEMA " + fresh + " CASCADE");
 }
 
 TEST_F(PostgresBarrierTest, CancelRacingAnOpenTryWaitsAndCompensates) {
