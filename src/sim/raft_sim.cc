@@ -12,6 +12,7 @@
 #include <string_view>
 #include <utility>
 
+#include "base/coding.h"
 #include "base/env.h"
 #include "base/rand.h"
 #include "base/status.h"
@@ -19,6 +20,7 @@
 #include "check/linearizability.h"
 #include "consensus/raft/raft.h"
 #include "consensus/raft/storage.h"
+#include "consensus/raft/wal_storage.h"
 #include "wal/wal.h"
 
 namespace dtx::sim {
@@ -37,180 +39,9 @@ constexpr int kMaxReadyRounds = 1000;
 constexpr int64_t kCheckEveryUs = 100'000;
 constexpr int64_t kClientResendUs = 60'000;
 constexpr uint64_t kCheckerStates = 2'000'000;
-constexpr const char* kHardStateMeta = "hardstate";
 constexpr const char* kWalDir = "/raft";
 
-// ---- little-endian encoding of WAL records, the hard state and client commands
-
-void PutU64(std::string& out, uint64_t v) {
-  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-void PutStr(std::string& out, std::string_view s) {
-  PutU64(out, s.size());
-  out.append(s);
-}
-
-class Reader {
- public:
-  explicit Reader(std::string_view s) : s_(s) {}
-  uint64_t U64() {
-    if (s_.size() - pos_ < 8) return Fail();
-    uint64_t v = 0;
-    for (int i = 0; i < 8; ++i) v |= uint64_t{static_cast<unsigned char>(s_[pos_ + i])} << (8 * i);
-    pos_ += 8;
-    return v;
-  }
-  uint8_t U8() {
-    if (pos_ >= s_.size()) return static_cast<uint8_t>(Fail());
-    return static_cast<uint8_t>(s_[pos_++]);
-  }
-  std::string Str() {
-    uint64_t n = U64();
-    if (!ok_ || s_.size() - pos_ < n) {
-      Fail();
-      return {};
-    }
-    std::string v(s_.substr(pos_, n));
-    pos_ += n;
-    return v;
-  }
-  std::string Rest() {
-    std::string v(s_.substr(pos_));
-    pos_ = s_.size();
-    return v;
-  }
-  bool done() const { return ok_ && pos_ == s_.size(); }
-
- private:
-  uint64_t Fail() {
-    ok_ = false;
-    pos_ = s_.size();
-    return 0;
-  }
-  std::string_view s_;
-  size_t pos_ = 0;
-  bool ok_ = true;
-};
-
-// ---- WalStorage: raft::Storage over a dtx::wal::Wal (entries) and Wal::SaveMeta (hard state)
-
-// Keeps a copy of the stable log in memory (runs are short) so that the core's reads never touch
-// the Env; the WAL is read only at Open.
-class WalStorage final : public raft::Storage {
- public:
-  // sync_appends false is the deliberately broken variant: appends are acknowledged without a
-  // sync, and Open forgives a commit index beyond the surviving log by lowering it.
-  static Result<std::unique_ptr<WalStorage>> Open(Env* env, bool sync_appends) {
-    wal::WalOptions wo;
-    wo.segment_bytes = 16 << 10;  // small, so runs also exercise segment rolls
-    Result<std::unique_ptr<wal::Wal>> w = wal::Wal::Open(env, kWalDir, wo);
-    if (!w.ok()) return w.status();
-    std::unique_ptr<WalStorage> s(new WalStorage(std::move(w).value(), sync_appends));
-    Result<std::string> meta = s->wal_->LoadMeta(kHardStateMeta);
-    if (meta.ok()) {
-      Reader r(*meta);
-      s->hs_.term = r.U64();
-      s->hs_.vote = r.U64();
-      s->hs_.commit = r.U64();
-      if (!r.done()) return DataLoss("raft storage: malformed hard state");
-    } else if (meta.status().code() != StatusCode::kNotFound) {
-      return meta.status();
-    }
-    Result<std::vector<wal::Record>> recs = s->wal_->ReadFrom(1);
-    if (!recs.ok()) return recs.status();
-    for (const wal::Record& rec : *recs) {
-      if (rec.index != s->entries_.size() + 1) {
-        return DataLoss(fmt::format("raft storage: record {} where {} was expected", rec.index,
-                                    s->entries_.size() + 1));
-      }
-      Reader r(rec.payload);
-      Entry e;
-      e.index = rec.index;
-      e.term = r.U64();
-      uint8_t type = r.U8();
-      e.data = r.Rest();
-      if (!r.done() || type != static_cast<uint8_t>(raft::EntryType::kNormal)) {
-        return DataLoss(fmt::format("raft storage: malformed entry {}", rec.index));
-      }
-      s->entries_.push_back(std::move(e));
-    }
-    if (!sync_appends) s->hs_.commit = std::min<uint64_t>(s->hs_.commit, s->entries_.size());
-    return s;
-  }
-
-  HardState InitialState() const override { return hs_; }
-  uint64_t FirstIndex() const override { return 1; }
-  uint64_t LastIndex() const override { return entries_.size(); }
-  Result<uint64_t> Term(uint64_t i) const override {
-    if (i == 0) return uint64_t{0};
-    if (i > entries_.size()) return NotFound(fmt::format("raft storage: no entry {}", i));
-    return entries_[i - 1].term;
-  }
-  Result<std::vector<Entry>> Entries(uint64_t lo, uint64_t hi, uint64_t max_bytes) const override {
-    if (lo < 1 || lo > hi || hi > entries_.size() + 1) {
-      return InvalidArgument(fmt::format("raft storage: entries [{}, {}) outside [1, {}]", lo, hi,
-                                         entries_.size() + 1));
-    }
-    std::vector<Entry> out;
-    uint64_t bytes = 0;
-    for (uint64_t i = lo; i < hi; ++i) {
-      const Entry& e = entries_[i - 1];
-      if (!out.empty() && bytes + raft::EntrySize(e) > max_bytes) break;
-      bytes += raft::EntrySize(e);
-      out.push_back(e);
-    }
-    return out;
-  }
-
-  // Does the persist part of a Ready: entries (after dropping a conflicting suffix), the sync
-  // the Ready asks for, then the hard state.
-  Status Persist(const raft::Ready& rd) {
-    if (!rd.entries.empty()) {
-      const uint64_t first = rd.entries.front().index;
-      if (first == 0 || first > entries_.size() + 1) {
-        return Internal(fmt::format("raft storage: append at {} leaves a gap after {}", first,
-                                    entries_.size()));
-      }
-      if (first <= entries_.size()) {
-        DTX_RETURN_IF_ERROR(wal_->Truncate(first));
-        entries_.resize(first - 1);
-      }
-      std::vector<std::string> payloads;
-      payloads.reserve(rd.entries.size());
-      std::vector<wal::RecordView> views;
-      views.reserve(rd.entries.size());
-      for (const Entry& e : rd.entries) {
-        std::string p;
-        PutU64(p, e.term);
-        p.push_back(static_cast<char>(e.type));
-        p.append(e.data);
-        payloads.push_back(std::move(p));
-        views.push_back(wal::RecordView{e.index, payloads.back()});
-      }
-      DTX_RETURN_IF_ERROR(wal_->Append(std::span<const wal::RecordView>(views)));
-      if (rd.must_sync && sync_appends_) DTX_RETURN_IF_ERROR(wal_->Sync());
-      entries_.insert(entries_.end(), rd.entries.begin(), rd.entries.end());
-    }
-    if (rd.hard_state) {
-      std::string m;
-      PutU64(m, rd.hard_state->term);
-      PutU64(m, rd.hard_state->vote);
-      PutU64(m, rd.hard_state->commit);
-      DTX_RETURN_IF_ERROR(wal_->SaveMeta(kHardStateMeta, m));
-      hs_ = *rd.hard_state;
-    }
-    return Status::Ok();
-  }
-
- private:
-  WalStorage(std::unique_ptr<wal::Wal> wal, bool sync_appends)
-      : wal_(std::move(wal)), sync_appends_(sync_appends) {}
-
-  std::unique_ptr<wal::Wal> wal_;
-  bool sync_appends_;
-  HardState hs_;
-  std::vector<Entry> entries_;  // entries_[i] has index i + 1
-};
+// ---- little-endian encoding of client commands: base/coding.h
 
 // ---- the key-value state machine's commands and results
 
@@ -225,23 +56,23 @@ std::string EncodeCommand(const Command& c) {
   PutU64(out, c.client);
   PutU64(out, c.req);
   out.push_back(static_cast<char>(c.op.type));
-  PutStr(out, c.op.key);
+  PutBytes(out, c.op.key);
   out.push_back(c.op.expected ? 1 : 0);
-  PutStr(out, c.op.expected.value_or(""));
-  PutStr(out, c.op.value);
+  PutBytes(out, c.op.expected.value_or(""));
+  PutBytes(out, c.op.value);
   return out;
 }
 
 std::optional<Command> DecodeCommand(std::string_view data) {
-  Reader r(data);
+  ByteReader r(data);
   Command c;
   c.client = r.U64();
   c.req = r.U64();
   uint8_t type = r.U8();
-  c.op.key = r.Str();
+  c.op.key = std::string(r.Bytes());
   bool has_expected = r.U8() != 0;
-  std::string expected = r.Str();
-  c.op.value = r.Str();
+  std::string expected(r.Bytes());
+  c.op.value = std::string(r.Bytes());
   if (!r.done() || type > static_cast<uint8_t>(check::OpType::kCas)) return std::nullopt;
   c.op.type = static_cast<check::OpType>(type);
   if (has_expected) c.op.expected = std::move(expected);
@@ -286,7 +117,7 @@ struct ReadRequest {
 struct Node {
   NodeId id = raft::kNoNode;
   std::unique_ptr<MemEnv> env = std::make_unique<MemEnv>();
-  std::unique_ptr<WalStorage> storage;
+  std::unique_ptr<raft::WalStorage> storage;
   std::unique_ptr<raft::RawNode> raft;
   bool up = false;
   uint64_t incarnation = 0;  // ticks of an earlier incarnation are ignored
@@ -435,8 +266,11 @@ class RaftSim {
   // ---- nodes
 
   void Start(Node& node) {
-    Result<std::unique_ptr<WalStorage>> st =
-        WalStorage::Open(node.env.get(), opts_.break_mode != RaftBreak::kUnsyncedAppends);
+    raft::WalStorageOptions wo;
+    wo.dir = kWalDir;
+    wo.segment_bytes = 16 << 10;  // small, so runs also exercise segment rolls
+    wo.sync = opts_.break_mode != RaftBreak::kUnsyncedAppends;
+    Result<std::unique_ptr<raft::WalStorage>> st = raft::WalStorage::Open(node.env.get(), wo);
     if (!st.ok()) {
       Violation("restart",
                 fmt::format("n{} cannot open its WAL: {}", node.id, st.status().ToString()));
