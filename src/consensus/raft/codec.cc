@@ -1,0 +1,214 @@
+#include "consensus/raft/codec.h"
+
+#include <string>
+#include <utility>
+
+namespace dtx::raft {
+namespace {
+
+constexpr uint8_t kFlagReject = 1;
+constexpr uint8_t kFlagTransfer = 2;
+constexpr uint8_t kKnownFlags = kFlagReject | kFlagTransfer;
+// The smallest encoded entry: term, index, type and data length of one byte each.
+constexpr size_t kMinEntryBytes = 4;
+
+// Kept next to the decoder's switch so a new MessageType cannot be accepted by accident.
+bool KnownMessageType(uint8_t t) {
+  switch (static_cast<MessageType>(t)) {
+    case MessageType::kPreVote:
+    case MessageType::kPreVoteResp:
+    case MessageType::kVote:
+    case MessageType::kVoteResp:
+    case MessageType::kApp:
+    case MessageType::kAppResp:
+    case MessageType::kHeartbeat:
+    case MessageType::kHeartbeatResp:
+    case MessageType::kTimeoutNow:
+      return true;
+  }
+  return false;
+}
+
+bool KnownEntryType(uint8_t t) {
+  switch (static_cast<EntryType>(t)) {
+    case EntryType::kNormal:
+      return true;
+  }
+  return false;
+}
+
+void PutVarint(uint64_t v, std::string* out) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+
+void PutBytes(std::string_view b, std::string* out) {
+  PutVarint(b.size(), out);
+  out->append(b);
+}
+
+class Reader {
+ public:
+  explicit Reader(std::string_view in) : in_(in) {}
+
+  size_t pos() const { return pos_; }
+  size_t left() const { return in_.size() - pos_; }
+
+  Status Byte(const char* what, uint8_t* v) {
+    if (left() < 1) return Truncated(what);
+    *v = static_cast<uint8_t>(in_[pos_++]);
+    return Status::Ok();
+  }
+
+  Status Varint(const char* what, uint64_t* v) {
+    const size_t start = pos_;
+    uint64_t result = 0;
+    for (int i = 0; i < 10; ++i) {
+      if (left() < 1) return Truncated(what);
+      const uint8_t b = static_cast<uint8_t>(in_[pos_++]);
+      if (i == 9 && b > 1) return Bad(start, what, "varint overflows 64 bits");
+      result |= static_cast<uint64_t>(b & 0x7f) << (7 * i);
+      if ((b & 0x80) == 0) {
+        // A zero last group after the first byte is a longer spelling of a shorter varint;
+        // refusing it keeps the encoding unique.
+        if (b == 0 && i > 0) return Bad(start, what, "non-canonical varint");
+        *v = result;
+        return Status::Ok();
+      }
+    }
+    return Bad(start, what, "varint longer than 10 bytes");
+  }
+
+  Status Bytes(const char* what, std::string* out) {
+    const size_t start = pos_;
+    uint64_t n = 0;
+    DTX_RETURN_IF_ERROR(Varint(what, &n));
+    if (n > left()) {
+      return Bad(
+          start, what,
+          "length " + std::to_string(n) + " exceeds the " + std::to_string(left()) + " bytes left");
+    }
+    out->assign(in_.substr(pos_, n));
+    pos_ += n;
+    return Status::Ok();
+  }
+
+  Status Bad(size_t at, std::string_view what, std::string_view problem) const {
+    return InvalidArgument("raft message: " + std::string(what) + " at byte " + std::to_string(at) +
+                           ": " + std::string(problem));
+  }
+
+ private:
+  Status Truncated(std::string_view what) const {
+    return InvalidArgument("raft message truncated: " + std::string(what) + " at byte " +
+                           std::to_string(pos_) + " of " + std::to_string(in_.size()));
+  }
+
+  std::string_view in_;
+  size_t pos_ = 0;
+};
+
+Status DecodeV1(Reader& r, Message* m) {
+  uint8_t type = 0;
+  size_t at = r.pos();
+  DTX_RETURN_IF_ERROR(r.Byte("type", &type));
+  if (!KnownMessageType(type)) {
+    return r.Bad(at, "type", "unknown message type " + std::to_string(type));
+  }
+  m->type = static_cast<MessageType>(type);
+  uint8_t flags = 0;
+  at = r.pos();
+  DTX_RETURN_IF_ERROR(r.Byte("flags", &flags));
+  if ((flags & ~kKnownFlags) != 0) {
+    return r.Bad(at, "flags", "unknown flag bits " + std::to_string(flags & ~kKnownFlags));
+  }
+  m->reject = (flags & kFlagReject) != 0;
+  m->transfer = (flags & kFlagTransfer) != 0;
+  DTX_RETURN_IF_ERROR(r.Varint("from", &m->from));
+  DTX_RETURN_IF_ERROR(r.Varint("to", &m->to));
+  DTX_RETURN_IF_ERROR(r.Varint("term", &m->term));
+  DTX_RETURN_IF_ERROR(r.Varint("log_term", &m->log_term));
+  DTX_RETURN_IF_ERROR(r.Varint("index", &m->index));
+  DTX_RETURN_IF_ERROR(r.Varint("commit", &m->commit));
+  DTX_RETURN_IF_ERROR(r.Varint("reject_hint", &m->reject_hint));
+  DTX_RETURN_IF_ERROR(r.Bytes("context", &m->context));
+  uint64_t count = 0;
+  at = r.pos();
+  DTX_RETURN_IF_ERROR(r.Varint("entry count", &count));
+  if (count > r.left() / kMinEntryBytes) {
+    return r.Bad(at, "entry count",
+                 std::to_string(count) + " entries cannot fit in the " + std::to_string(r.left()) +
+                     " bytes left");
+  }
+  m->entries.resize(count);
+  for (Entry& e : m->entries) {
+    DTX_RETURN_IF_ERROR(r.Varint("entry term", &e.term));
+    DTX_RETURN_IF_ERROR(r.Varint("entry index", &e.index));
+    uint8_t et = 0;
+    at = r.pos();
+    DTX_RETURN_IF_ERROR(r.Byte("entry type", &et));
+    if (!KnownEntryType(et)) {
+      return r.Bad(at, "entry type", "unknown entry type " + std::to_string(et));
+    }
+    e.type = static_cast<EntryType>(et);
+    DTX_RETURN_IF_ERROR(r.Bytes("entry data", &e.data));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+void EncodeMessageTo(const Message& m, std::string* out) {
+  size_t data_bytes = m.context.size();
+  for (const Entry& e : m.entries) data_bytes += e.data.size() + 32;
+  out->reserve(out->size() + 80 + data_bytes);
+  out->push_back(static_cast<char>(kMessageFormatVersion));
+  out->push_back(static_cast<char>(m.type));
+  out->push_back(
+      static_cast<char>((m.reject ? kFlagReject : 0) | (m.transfer ? kFlagTransfer : 0)));
+  PutVarint(m.from, out);
+  PutVarint(m.to, out);
+  PutVarint(m.term, out);
+  PutVarint(m.log_term, out);
+  PutVarint(m.index, out);
+  PutVarint(m.commit, out);
+  PutVarint(m.reject_hint, out);
+  PutBytes(m.context, out);
+  PutVarint(m.entries.size(), out);
+  for (const Entry& e : m.entries) {
+    PutVarint(e.term, out);
+    PutVarint(e.index, out);
+    out->push_back(static_cast<char>(e.type));
+    PutBytes(e.data, out);
+  }
+}
+
+std::string EncodeMessage(const Message& m) {
+  std::string out;
+  EncodeMessageTo(m, &out);
+  return out;
+}
+
+Result<Message> DecodeMessage(std::string_view bytes) {
+  Reader r(bytes);
+  uint8_t version = 0;
+  if (!r.Byte("format version", &version).ok()) {
+    return InvalidArgument("raft message: empty input");
+  }
+  if (version != 1) {
+    return InvalidArgument("raft message: unknown format version " + std::to_string(version) +
+                           " (this build reads version 1)");
+  }
+  Message m;
+  DTX_RETURN_IF_ERROR(DecodeV1(r, &m));
+  if (r.left() != 0) {
+    return InvalidArgument("raft message: " + std::to_string(r.left()) +
+                           " trailing bytes after byte " + std::to_string(r.pos()));
+  }
+  return m;
+}
+
+}  // namespace dtx::raft
