@@ -5,7 +5,7 @@ CMAKE_FLAGS ?=
 LISTEN ?= 127.0.0.1:36789
 DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: deps configure build run test sanitize fuzz bench demo bank-bench clean
+.PHONY: deps configure build run test sanitize fuzz bench demo bank-bench kv-bench clean
 
 deps:
 	bash scripts/install-deps.sh
@@ -38,6 +38,10 @@ demo: build
 # The two-database transfer with and without dtx (docs/benchmarks.md).
 bank-bench: build
 	bash scripts/bank-bench.sh $(BUILD_DIR)
+
+# dtxkv beside a 3-member etcd 3.4 cluster: writes/s, p50/p99, failover, RSS (docs/benchmarks.md).
+kv-bench: build
+	bash scripts/kv-bench.sh $(BUILD_DIR)
 
 clean:
 	rm -rf $(BUILD_DIR) build-asan build-fuzz demo-data

@@ -18,6 +18,7 @@ packages=(
   libbenchmark-dev
   clang libclang-rt-14-dev
   procps jq
+  etcd-server
 )
 
 missing=()

@@ -5,6 +5,8 @@
 //                                                          HTTP rate of the participant
 //   dtxbench hold     [--count 100000]                     dtxd's peak RSS with unfinished sagas
 //   dtxbench finished [--count 1000000]                    dtxd's RSS while finished sagas pile up
+//   dtxbench kv | kv-failover | kv-load                    dtxkv beside etcd (see kv.h); these
+//                                                          three spawn nothing
 //
 // dtxd is spawned on a temporary data dir (or --data-dir) unless --dtxd URL points at a running
 // one. Results go to stdout, followed by the exact command line.
@@ -41,6 +43,7 @@
 #include <thread>
 #include <vector>
 
+#include "dtxbench/kv.h"
 #include "dtxbench/load.h"
 #include "runtime/http.h"
 
@@ -696,10 +699,25 @@ int main(int argc, char** argv) {
   transfer->add_option("--seconds", o.seconds, "Measured duration per mode")->capture_default_str();
   transfer->add_option("--warmup-seconds", o.warmup_seconds, "Unmeasured transfers per mode first")
       ->capture_default_str();
+  dtx::bench::KvOptions kv_options;
+  const dtx::bench::KvCommands kv = dtx::bench::AddKvCommands(app, kv_options);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  }
+  if (kv.bench->parsed() || kv.failover->parsed() || kv.load->parsed()) {
+    const auto mode = kv.bench->parsed()      ? dtx::bench::KvMode::kBench
+                      : kv.failover->parsed() ? dtx::bench::KvMode::kFailover
+                                              : dtx::bench::KvMode::kLoad;
+    auto plan = dtx::bench::ValidateKvOptions(mode, kv_options);
+    if (!plan.ok()) {
+      std::fprintf(stderr, "dtxbench: %s\n", plan.status().message().c_str());
+      return 2;
+    }
+    std::string command;
+    for (int i = 0; i < argc; ++i) command += (i ? " " : "") + std::string(argv[i]);
+    return dtx::bench::RunKv(*plan, kv_options, command);
   }
   o.mode = saga->parsed()       ? "saga"
            : hold->parsed()     ? "hold"
