@@ -1,0 +1,901 @@
+// The classic Raft test battery (the shape of MIT 6.824's lab 2 tests) on the deterministic
+// RaftCluster harness: elections, agreement, failures, persistence, figure 8, churn.
+//
+// Every test runs kDefaultSeeds seeds (DTX_BATTERY_SEEDS=N runs seeds 1..N instead); each seed
+// is a deterministic run, and a failure names its seed. DTX_BATTERY_STATS=1 prints the measured
+// message counts and progress the bounds are checked against.
+#include "sim/raft_cluster.h"
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace dtx::sim {
+namespace {
+
+using namespace std::chrono_literals;
+using raft::MessageType;
+using raft::NodeId;
+
+constexpr uint64_t kDefaultSeeds = 10;
+constexpr Duration kET = RaftCluster::kElectionTimeout;
+
+// Like ASSERT_TRUE for a Status (and further messages may be streamed after it).
+#define ASSERT_OK(expr)                             \
+  switch (0)                                        \
+  case 0:                                           \
+  default:                                          \
+    if (const ::dtx::Status s_ = (expr); s_.ok()) { \
+    } else                                          \
+      FAIL() << #expr ": " << s_.ToString()
+
+#define DTX_CAT2(a, b) a##b
+#define DTX_CAT(a, b) DTX_CAT2(a, b)
+#define ASSERT_OK_AND_ASSIGN(lhs, expr) \
+  ASSERT_OK_AND_ASSIGN_IMPL(DTX_CAT(result_, __LINE__), lhs, expr)
+#define ASSERT_OK_AND_ASSIGN_IMPL(tmp, lhs, expr)                 \
+  auto tmp = (expr);                                              \
+  ASSERT_TRUE(tmp.ok()) << #expr ": " << tmp.status().ToString(); \
+  lhs = std::move(tmp).value()
+
+uint64_t SeedCount() {
+  const char* env = std::getenv("DTX_BATTERY_SEEDS");
+  if (env == nullptr) return kDefaultSeeds;
+  const long n = std::strtol(env, nullptr, 10);
+  return n > 0 ? static_cast<uint64_t>(n) : kDefaultSeeds;
+}
+
+// Runs body on a fresh cluster for every seed; a failure inside names the seed (SCOPED_TRACE
+// and the harness's own messages) and stops the loop. With check_at_end, no violation may
+// remain after the body (the harness's self-tests expect violations and check them themselves).
+void RunSeeds(int nodes, const std::function<void(RaftCluster&)>& body,
+              const std::function<void(RaftClusterOptions&)>& tweak, bool check_at_end) {
+  const uint64_t seeds = SeedCount();
+  for (uint64_t seed = 1; seed <= seeds; ++seed) {
+    SCOPED_TRACE(fmt::format("seed {} of this test (rerun: DTX_BATTERY_SEEDS={})", seed, seed));
+    RaftClusterOptions o;
+    o.nodes = nodes;
+    o.seed = seed;
+    if (tweak) tweak(o);
+    Result<std::unique_ptr<RaftCluster>> c = RaftCluster::Create(o);
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    body(**c);
+    if (::testing::Test::HasFailure()) return;
+    if (check_at_end) {
+      ASSERT_OK((*c)->Check());
+    }
+  }
+}
+
+void ForSeeds(int nodes, const std::function<void(RaftCluster&)>& body) {
+  RunSeeds(nodes, body, nullptr, true);
+}
+
+// With DTX_BATTERY_STATS set, prints a measured value the bounds below were calibrated on.
+template <typename... Args>
+void Stats(fmt::format_string<Args...> f, Args&&... args) {
+  if (std::getenv("DTX_BATTERY_STATS") != nullptr) {
+    fmt::print("{}\n", fmt::format(f, std::forward<Args>(args)...));
+  }
+}
+
+// Node id `base + k`, wrapping around 1..n (the 6.824 tests' "(leader + k) % servers").
+NodeId Peer(const RaftCluster& c, NodeId base, int k) {
+  return static_cast<NodeId>((base - 1 + k) % c.size() + 1);
+}
+
+// The highest index any up node has applied.
+uint64_t MaxApplied(const RaftCluster& c) {
+  uint64_t m = 0;
+  for (NodeId id = 1; id <= static_cast<NodeId>(c.size()); ++id) m = std::max(m, c.applied(id));
+  return m;
+}
+
+// How many applied indexes hold a command matching pred.
+Result<int> CountAppliedIf(RaftCluster& c, const std::function<bool(const std::string&)>& pred) {
+  int n = 0;
+  const uint64_t max = MaxApplied(c);
+  for (uint64_t i = 1; i <= max; ++i) {
+    Result<Committed> k = c.NCommitted(i);
+    if (!k.ok()) return k.status();
+    if (k->count > 0 && pred(k->command)) ++n;
+  }
+  return n;
+}
+
+// Waits (up to 2 s of virtual time) for `n` nodes to apply `index`; returns the command, or
+// nullopt when some node moved past start_term meanwhile (the caller retries).
+Result<std::optional<std::string>> WaitCommitted(RaftCluster& c, uint64_t index, int n,
+                                                 uint64_t start_term) {
+  for (int i = 0; i < 200; ++i) {
+    Result<Committed> k = c.NCommitted(index);
+    if (!k.ok()) return k.status();
+    if (k->count >= n) return std::optional<std::string>(k->command);
+    for (NodeId id = 1; id <= static_cast<NodeId>(c.size()); ++id) {
+      if (c.term(id) > start_term) return std::optional<std::string>();
+    }
+    c.RunFor(10ms);
+  }
+  return Internal(
+      fmt::format("seed {}: index {} not applied by {} nodes within 2s", c.seed(), index, n));
+}
+
+// ---------------------------------------------------------------- elections (6.824 2A)
+
+// 6.824 "initial election": a leader is elected, every node agrees on the term, and without
+// failures the term stays the same (no spurious elections with heartbeats flowing).
+TEST(RaftBattery, InitialElection) {
+  ForSeeds(3, [](RaftCluster& c) {
+    ASSERT_OK(c.CheckOneLeader().status());
+    c.RunFor(50ms);
+    ASSERT_OK_AND_ASSIGN(uint64_t term1, c.CheckTerms());
+    EXPECT_GE(term1, 1u);
+    c.RunFor(2 * kET);
+    ASSERT_OK_AND_ASSIGN(uint64_t term2, c.CheckTerms());
+    EXPECT_EQ(term1, term2) << "term changed although nothing failed";
+    ASSERT_OK(c.CheckOneLeader().status());
+  });
+}
+
+// 6.824 "election after network failure": a new leader after the leader is disconnected; the
+// old leader's return does not disturb it; no leader without a quorum; one again when a quorum
+// is back.
+TEST(RaftBattery, ReElection) {
+  ForSeeds(3, [](RaftCluster& c) {
+    ASSERT_OK_AND_ASSIGN(NodeId leader1, c.CheckOneLeader());
+    c.Disconnect(leader1);
+    ASSERT_OK_AND_ASSIGN(NodeId leader2, c.CheckOneLeader());
+    EXPECT_NE(leader1, leader2);
+    c.Connect(leader1);
+    ASSERT_OK_AND_ASSIGN(NodeId leader3, c.CheckOneLeader());
+    EXPECT_EQ(leader2, leader3) << "the returning old leader disrupted the new one";
+    c.Disconnect(leader3);
+    c.Disconnect(Peer(c, leader3, 1));
+    c.RunFor(2 * kET);
+    ASSERT_OK(c.CheckNoLeader());
+    c.Connect(Peer(c, leader3, 1));
+    ASSERT_OK(c.CheckOneLeader().status());
+    c.Connect(leader3);
+    ASSERT_OK(c.CheckOneLeader().status());
+  });
+}
+
+// Paper 5.2 (a candidate needs a majority): with 3 of 5 nodes cut off, the remaining two never
+// elect a leader, and a leader that was among them steps down (check-quorum); once the
+// majority returns there is one leader again.
+TEST(RaftBattery, NoLeaderWithoutQuorum) {
+  ForSeeds(5, [](RaftCluster& c) {
+    ASSERT_OK_AND_ASSIGN(NodeId leader, c.CheckOneLeader());
+    for (int k = 2; k <= 4; ++k) c.Disconnect(Peer(c, leader, k));
+    for (int i = 0; i < 5; ++i) {
+      c.RunFor(2 * kET);
+      ASSERT_OK(c.CheckNoLeader());
+    }
+    for (int k = 2; k <= 4; ++k) c.Connect(Peer(c, leader, k));
+    ASSERT_OK(c.CheckOneLeader().status());
+  });
+}
+
+// 6.824 "multiple elections": 7 nodes; repeatedly cut 3 random nodes off; whenever a majority
+// is connected a leader emerges, and at most one per term.
+TEST(RaftBattery, ManyElectionsSevenNodes) {
+  ForSeeds(7, [](RaftCluster& c) {
+    ASSERT_OK(c.CheckOneLeader().status());
+    for (int iter = 0; iter < 10; ++iter) {
+      std::vector<NodeId> cut;
+      for (int k = 0; k < 3; ++k) {
+        cut.push_back(static_cast<NodeId>(c.rand().Uniform(7) + 1));
+        c.Disconnect(cut.back());
+      }
+      ASSERT_OK(c.CheckOneLeader().status()) << "iteration " << iter;
+      for (NodeId id : cut) c.Connect(id);
+    }
+    ASSERT_OK(c.CheckOneLeader().status());
+  });
+}
+
+// ---------------------------------------------------------------- agreement (6.824 2B)
+
+// 6.824 "basic agreement": nothing is applied before a command is submitted; each command is
+// applied by every node at consecutive indexes.
+TEST(RaftBattery, BasicAgree) {
+  ForSeeds(3, [](RaftCluster& c) {
+    ASSERT_OK_AND_ASSIGN(NodeId leader, c.CheckOneLeader());
+    c.RunFor(50ms);
+    uint64_t next = c.last_index(leader) + 1;  // after the leader's no-op
+    for (int i = 0; i < 5; ++i) {
+      ASSERT_OK_AND_ASSIGN(Committed before, c.NCommitted(next));
+      EXPECT_EQ(before.count, 0) << "index " << next << " applied before Start()";
+      ASSERT_OK_AND_ASSIGN(uint64_t index, c.One(fmt::format("basic-{}", i), 3, false));
+      EXPECT_EQ(index, next) << "command " << i << " got an unexpected index";
+      next = index + 1;
+    }
+  });
+}
+
+// 6.824 "agreement despite follower disconnection": two of three nodes keep agreeing; the
+// returning follower catches up and takes part again.
+TEST(RaftBattery, FailAgree) {
+  ForSeeds(3, [](RaftCluster& c) {
+    ASSERT_OK(c.One("101", 3, false).status());
+    ASSERT_OK_AND_ASSIGN(NodeId leader, c.CheckOneLeader());
+    const NodeId f = Peer(c, leader, 1);
+    c.Disconnect(f);
+    ASSERT_OK(c.One("102", 2, false).status());
+    ASSERT_OK(c.One("103", 2, false).status());
+    c.RunFor(kET);
+    ASSERT_OK(c.One("104", 2, false).status());
+    ASSERT_OK(c.One("105", 2, false).status());
+    c.Connect(f);
+    ASSERT_OK(c.One("106", 3, true).status());
+    c.RunFor(kET);
+    ASSERT_OK(c.One("107", 3, true).status());
+    EXPECT_EQ(c.applied(f), c.applied(c.Leader()));
+  });
+}
+
+// 6.824 "test failure of followers": agreement with one follower gone; with both gone the
+// leader's new entry is never committed.
+TEST(RaftBattery, FollowerFailure) {
+  ForSeeds(3, [](RaftCluster& c) {
+    ASSERT_OK(c.One("101", 3, false).status());
+    ASSERT_OK_AND_ASSIGN(NodeId leader1, c.CheckOneLeader());
+    c.Disconnect(Peer(c, leader1, 1));
+    ASSERT_OK(c.One("102", 2, false).status());
+    c.RunFor(kET);
+    ASSERT_OK(c.One("103", 2, false).status());
+    ASSERT_OK_AND_ASSIGN(NodeId leader2, c.CheckOneLeader());
+    for (int k = 1; k <= 2; ++k) c.Disconnect(Peer(c, leader2, k));
+    ASSERT_OK_AND_ASSIGN(Proposal p, c.Propose(leader2, "104"));
+    c.RunFor(2 * kET);
+    ASSERT_OK_AND_ASSIGN(Committed n, c.NCommitted(p.index));
+    EXPECT_EQ(n.count, 0) << "index " << p.index << " committed without a majority";
+  });
+}
+
+// 6.824 "test failure of leaders": a new leader after each leader disconnect; with every node
+// isolated a command submitted everywhere is never committed.
+TEST(RaftBattery, LeaderFailure) {
+  ForSeeds(3, [](RaftCluster& c) {
+    ASSERT_OK(c.One("101", 3, false).status());
+    ASSERT_OK_AND_ASSIGN(NodeId leader1, c.CheckOneLeader());
+    c.Disconnect(leader1);
+    ASSERT_OK(c.One("102", 2, false).status());
+    c.RunFor(kET);
+    ASSERT_OK(c.One("103", 2, false).status());
+    ASSERT_OK_AND_ASSIGN(NodeId leader2, c.CheckOneLeader());
+    c.Disconnect(leader2);
+    for (NodeId id = 1; id <= 3; ++id) (void)c.Propose(id, "104");
+    c.RunFor(2 * kET);
+    ASSERT_OK_AND_ASSIGN(int n, CountAppliedIf(c, [](const std::string& s) { return s == "104"; }));
+    EXPECT_EQ(n, 0) << "104 was applied without a majority";
+  });
+}
+
+// 6.824 "no agreement if too many followers disconnect": with 3 of 5 followers gone the
+// leader's entry is not committed; when a majority without that leader forms, another entry
+// takes its index, and everyone agrees on it once all return.
+TEST(RaftBattery, FailNoAgree) {
+  ForSeeds(5, [](RaftCluster& c) {
+    ASSERT_OK(c.One("10", 5, false).status());
+    ASSERT_OK_AND_ASSIGN(NodeId leader, c.CheckOneLeader());
+    for (int k = 1; k <= 3; ++k) c.Disconnect(Peer(c, leader, k));
+    ASSERT_OK_AND_ASSIGN(Proposal p, c.Propose(leader, "11"));
+    c.RunFor(2s);
+    ASSERT_OK_AND_ASSIGN(Committed n, c.NCommitted(p.index));
+    EXPECT_EQ(n.count, 0) << "index " << p.index << " committed by a minority";
+    // The leader and the one follower that may hold "11" leave; the other three are a majority.
+    c.Disconnect(leader);
+    c.Disconnect(Peer(c, leader, 4));
+    for (int k = 1; k <= 3; ++k) c.Connect(Peer(c, leader, k));
+    ASSERT_OK(c.One("12", 3, true).status());
+    c.Connect(leader);
+    c.Connect(Peer(c, leader, 4));
+    ASSERT_OK(c.One("13", 5, true).status());
+    ASSERT_OK_AND_ASSIGN(Committed at, c.NCommitted(p.index));
+    EXPECT_EQ(at.count, 5);
+    EXPECT_NE(at.command, "11") << "the minority's entry survived";
+    ASSERT_OK_AND_ASSIGN(int n11,
+                         CountAppliedIf(c, [](const std::string& s) { return s == "11"; }));
+    EXPECT_EQ(n11, 0);
+  });
+}
+
+// 6.824 "concurrent Start()s": many proposals submitted at once in one term all commit, each
+// exactly once, at the indexes the leader handed out.
+TEST(RaftBattery, ConcurrentStarts) {
+  ForSeeds(3, [](RaftCluster& c) {
+    bool success = false;
+    for (int attempt = 0; attempt < 5 && !success; ++attempt) {
+      if (attempt > 0) c.RunFor(1s);
+      ASSERT_OK_AND_ASSIGN(NodeId leader, c.CheckOneLeader());
+      Result<Proposal> first = c.Propose(leader, fmt::format("start-{}", attempt));
+      if (!first.ok()) continue;
+      std::map<uint64_t, std::string> want;
+      bool failed = false;
+      for (int i = 0; i < 50 && !failed; ++i) {
+        const std::string cmd = fmt::format("c{}-{}", attempt, i);
+        Result<Proposal> p = c.Propose(leader, cmd);
+        if (!p.ok() || p->term != first->term) {
+          failed = true;
+          break;
+        }
+        EXPECT_TRUE(want.emplace(p->index, cmd).second) << "index " << p->index << " twice";
+      }
+      if (failed) continue;
+      for (const auto& [index, cmd] : want) {
+        ASSERT_OK_AND_ASSIGN(std::optional<std::string> got,
+                             WaitCommitted(c, index, 3, first->term));
+        if (!got) {
+          failed = true;
+          break;
+        }
+        EXPECT_EQ(*got, cmd) << "at index " << index;
+      }
+      success = !failed;
+    }
+    EXPECT_TRUE(success) << "the term changed too often to test concurrent proposals";
+  });
+}
+
+// 6.824 "rejoin of partitioned leader": entries a cut-off leader accepted are discarded when it
+// returns to a cluster that moved on; the cluster agrees again with everyone.
+TEST(RaftBattery, RejoinOfPartitionedLeader) {
+  ForSeeds(3, [](RaftCluster& c) {
+    ASSERT_OK(c.One("101", 3, true).status());
+    ASSERT_OK_AND_ASSIGN(NodeId leader1, c.CheckOneLeader());
+    c.Disconnect(leader1);
+    for (const char* cmd : {"old-102", "old-103", "old-104"}) {
+      ASSERT_OK(c.Propose(leader1, cmd).status());
+    }
+    ASSERT_OK(c.One("103", 2, true).status());
+    ASSERT_OK_AND_ASSIGN(NodeId leader2, c.CheckOneLeader());
+    c.Disconnect(leader2);
+    c.Connect(leader1);
+    ASSERT_OK(c.One("104", 2, true).status());
+    c.Connect(leader2);
+    ASSERT_OK(c.One("105", 3, true).status());
+    ASSERT_OK_AND_ASSIGN(
+        int stale, CountAppliedIf(c, [](const std::string& s) { return s.starts_with("old-"); }));
+    EXPECT_EQ(stale, 0) << "an entry of the partitioned leader was applied";
+  });
+}
+
+// 6.824 "leader backs up quickly over incorrect follower logs": followers holding 50+
+// uncommitted entries of older terms are repaired by a new leader with few rejected appends
+// (fast backtracking: the rejection's hint skips a whole conflicting term, not one entry).
+TEST(RaftBattery, FastBackupOverDivergentLogs) {
+  ForSeeds(5, [](RaftCluster& c) {
+    uint64_t rejects = 0;
+    c.SetMessageObserver([&rejects](const raft::Message& m) {
+      if (m.type == MessageType::kAppResp && m.reject) ++rejects;
+    });
+    ASSERT_OK(c.One("start", 5, true).status());
+    // The leader and one follower accept 50 entries that never commit.
+    ASSERT_OK_AND_ASSIGN(NodeId leader1, c.CheckOneLeader());
+    for (int k = 2; k <= 4; ++k) c.Disconnect(Peer(c, leader1, k));
+    for (int i = 0; i < 50; ++i) ASSERT_OK(c.Propose(leader1, fmt::format("a{}", i)).status());
+    c.RunFor(kET / 2);
+    c.Disconnect(leader1);
+    c.Disconnect(Peer(c, leader1, 1));
+    // The other three commit 50 entries.
+    for (int k = 2; k <= 4; ++k) c.Connect(Peer(c, leader1, k));
+    for (int i = 0; i < 50; ++i) ASSERT_OK(c.One(fmt::format("b{}", i), 3, true).status());
+    // Their leader and one follower accept 50 more that never commit.
+    ASSERT_OK_AND_ASSIGN(NodeId leader2, c.CheckOneLeader());
+    NodeId other = Peer(c, leader1, 2);
+    if (other == leader2) other = Peer(c, leader2, 1);
+    c.Disconnect(other);
+    for (int i = 0; i < 50; ++i) ASSERT_OK(c.Propose(leader2, fmt::format("c{}", i)).status());
+    c.RunFor(kET / 2);
+    // The first leader, its follower and `other` form a majority: `other` (the longest
+    // committed log) leads and overwrites the 50 "a" entries on the two others.
+    for (NodeId id = 1; id <= 5; ++id) c.Disconnect(id);
+    c.Connect(leader1);
+    c.Connect(Peer(c, leader1, 1));
+    c.Connect(other);
+    // The first agreement includes the election and the repair of both followers.
+    rejects = 0;
+    const uint64_t apps_before = c.messages_sent(MessageType::kApp);
+    ASSERT_OK(c.One("d", 3, true).status());
+    const uint64_t repair_rejects = rejects;
+    const uint64_t repair_apps = c.messages_sent(MessageType::kApp) - apps_before;
+    for (int i = 0; i < 50; ++i) ASSERT_OK(c.One(fmt::format("d{}", i), 3, true).status());
+    // Everyone back: leader2 and its follower drop their 50 "c" entries.
+    rejects = 0;
+    for (NodeId id = 1; id <= 5; ++id) c.Connect(id);
+    ASSERT_OK(c.One("end", 5, true).status());
+    const uint64_t rejoin_rejects = rejects;
+    Stats("backup seed {}: repair rejects {} apps {}, rejoin rejects {}", c.seed(), repair_rejects,
+          repair_apps, rejoin_rejects);
+    // Backing up one entry per rejection would take at least 50 per divergent follower.
+    EXPECT_LE(repair_rejects, 10u) << "rejected appends while repairing two followers";
+    EXPECT_LE(rejoin_rejects, 10u) << "rejected appends while repairing two more followers";
+    EXPECT_LE(repair_apps, 30u) << "appends to repair two followers over 50 entries";
+    ASSERT_OK_AND_ASSIGN(int lost, CountAppliedIf(c, [](const std::string& s) {
+                           return s.starts_with("a") || s.starts_with("c");
+                         }));
+    EXPECT_EQ(lost, 0) << "an uncommitted divergent entry was applied";
+  });
+}
+
+// 6.824 "RPC counts aren't too high": an election, a few agreements and an idle second each
+// stay within a bound of messages.
+TEST(RaftBattery, MessageCounts) {
+  ForSeeds(3, [](RaftCluster& c) {
+    ASSERT_OK(c.CheckOneLeader().status());
+    const uint64_t election =
+        c.messages_sent(MessageType::kPreVote) + c.messages_sent(MessageType::kPreVoteResp) +
+        c.messages_sent(MessageType::kVote) + c.messages_sent(MessageType::kVoteResp);
+    EXPECT_LE(election, 30u) << "messages for the first election";
+
+    constexpr int kIters = 10;
+    bool success = false;
+    for (int attempt = 0; attempt < 5 && !success; ++attempt) {
+      if (attempt > 0) c.RunFor(1s);
+      ASSERT_OK_AND_ASSIGN(NodeId leader, c.CheckOneLeader());
+      const uint64_t apps0 =
+          c.messages_sent(MessageType::kApp) + c.messages_sent(MessageType::kAppResp);
+      Result<Proposal> first = c.Propose(leader, fmt::format("count-{}", attempt));
+      if (!first.ok()) continue;
+      std::vector<std::pair<uint64_t, std::string>> cmds;
+      bool failed = false;
+      for (int i = 0; i < kIters && !failed; ++i) {
+        const std::string cmd = fmt::format("x{}-{}", attempt, i);
+        Result<Proposal> p = c.Propose(leader, cmd);
+        failed = !p.ok() || p->term != first->term;
+        if (!failed) cmds.emplace_back(p->index, cmd);
+      }
+      for (size_t i = 0; i < cmds.size() && !failed; ++i) {
+        ASSERT_OK_AND_ASSIGN(std::optional<std::string> got,
+                             WaitCommitted(c, cmds[i].first, 3, first->term));
+        failed = !got.has_value();
+        if (got) {
+          EXPECT_EQ(*got, cmds[i].second);
+        }
+      }
+      if (failed) continue;
+      const uint64_t apps =
+          c.messages_sent(MessageType::kApp) + c.messages_sent(MessageType::kAppResp) - apps0;
+      Stats("count seed {}: apps {}", c.seed(), apps);
+      // Per proposal at most two rounds to each of the 2 followers (the entry, then the commit
+      // index), each an append and its answer.
+      EXPECT_LE(apps, static_cast<uint64_t>((kIters + 1) * 2 * 2 * 2))
+          << "append messages for " << kIters + 1 << " agreements";
+      success = true;
+    }
+    ASSERT_TRUE(success) << "the term changed too often to count messages";
+
+    c.RunFor(kET);  // let the last commit notifications settle
+    const uint64_t total0 = c.messages_sent();
+    const uint64_t apps0 = c.messages_sent(MessageType::kApp);
+    c.RunFor(1s);
+    const uint64_t idle = c.messages_sent() - total0;
+    Stats("count seed {}: election {} idle {}", c.seed(), election, idle);
+    // Idle: a heartbeat and its answer per follower per tick (100 ticks), 10% spare.
+    EXPECT_LE(idle, 2u * 2 * 100 * 11 / 10) << "messages in one idle second";
+    EXPECT_EQ(c.messages_sent(MessageType::kApp), apps0) << "appends while idle";
+  });
+}
+
+// ---------------------------------------------------------------- persistence (6.824 2C)
+
+// 6.824 "basic persistence": crash and restart of all nodes, of the leader, of a follower that
+// missed an entry; committed entries survive and agreement continues.
+TEST(RaftBattery, PersistAllLeaderFollower) {
+  ForSeeds(3, [](RaftCluster& c) {
+    ASSERT_OK(c.One("11", 3, true).status());
+    for (NodeId id = 1; id <= 3; ++id) c.Crash(id);
+    for (NodeId id = 1; id <= 3; ++id) ASSERT_OK(c.Restart(id));
+    ASSERT_OK(c.One("12", 3, true).status());
+
+    ASSERT_OK_AND_ASSIGN(NodeId leader1, c.CheckOneLeader());
+    c.Disconnect(leader1);
+    ASSERT_OK(c.Restart(leader1));
+    c.Connect(leader1);
+    ASSERT_OK(c.One("13", 3, true).status());
+
+    ASSERT_OK_AND_ASSIGN(NodeId leader2, c.CheckOneLeader());
+    c.Disconnect(leader2);
+    ASSERT_OK_AND_ASSIGN(uint64_t i14, c.One("14", 2, true));
+    ASSERT_OK(c.Restart(leader2));
+    c.Connect(leader2);
+    ASSERT_OK_AND_ASSIGN(NodeId leader3, c.CheckOneLeader());
+    ASSERT_OK_AND_ASSIGN(std::optional<std::string> got, WaitCommitted(c, i14, 3, c.term(leader3)));
+    if (got) {
+      EXPECT_EQ(*got, "14");
+    }
+
+    const NodeId f = Peer(c, leader3, 1);
+    c.Disconnect(f);
+    ASSERT_OK(c.One("15", 2, true).status());
+    ASSERT_OK(c.Restart(f));
+    c.Connect(f);
+    ASSERT_OK(c.One("16", 3, true).status());
+  });
+}
+
+// 6.824 "more persistence": 5 nodes; in each round two followers are cut off, then the leader
+// and two others go away while the first two crash and restart, and agreement must come back
+// from restarted logs.
+TEST(RaftBattery, PersistMore) {
+  ForSeeds(5, [](RaftCluster& c) {
+    int index = 1;
+    for (int iter = 0; iter < 5; ++iter) {
+      ASSERT_OK(c.One(fmt::format("m{}", index++), 5, true).status());
+      ASSERT_OK_AND_ASSIGN(NodeId leader1, c.CheckOneLeader());
+      c.Disconnect(Peer(c, leader1, 1));
+      c.Disconnect(Peer(c, leader1, 2));
+      ASSERT_OK(c.One(fmt::format("m{}", index++), 3, true).status());
+      c.Disconnect(leader1);
+      c.Disconnect(Peer(c, leader1, 3));
+      c.Disconnect(Peer(c, leader1, 4));
+      ASSERT_OK(c.Restart(Peer(c, leader1, 1)));
+      ASSERT_OK(c.Restart(Peer(c, leader1, 2)));
+      c.Connect(Peer(c, leader1, 1));
+      c.Connect(Peer(c, leader1, 2));
+      c.RunFor(kET);
+      ASSERT_OK(c.Restart(Peer(c, leader1, 3)));
+      c.Connect(Peer(c, leader1, 3));
+      ASSERT_OK(c.One(fmt::format("m{}", index++), 3, true).status());
+      c.Connect(Peer(c, leader1, 4));
+      c.Connect(leader1);
+    }
+    ASSERT_OK(c.One("1000", 5, true).status());
+  });
+}
+
+// 6.824 "partitioned leader and one follower crash, leader restarts": the restarted old leader
+// must not undo what the other pair committed.
+TEST(RaftBattery, PersistPartitionedLeaderAndFollowerCrash) {
+  ForSeeds(3, [](RaftCluster& c) {
+    ASSERT_OK(c.One("101", 3, true).status());
+    ASSERT_OK_AND_ASSIGN(NodeId leader, c.CheckOneLeader());
+    c.Disconnect(Peer(c, leader, 2));
+    ASSERT_OK(c.One("102", 2, true).status());
+    c.Crash(leader);
+    c.Crash(Peer(c, leader, 1));
+    c.Connect(Peer(c, leader, 2));
+    ASSERT_OK(c.Restart(leader));
+    ASSERT_OK(c.One("103", 2, true).status());
+    ASSERT_OK(c.Restart(Peer(c, leader, 1)));
+    ASSERT_OK(c.One("104", 3, true).status());
+    ASSERT_OK_AND_ASSIGN(int n, CountAppliedIf(c, [](const std::string& s) { return s == "102"; }));
+    EXPECT_EQ(n, 1) << "the committed 102 is not in the log exactly once";
+  });
+}
+
+// Persistence of a minority: two of five crash while the rest commit; restarted, they rebuild
+// their state machines from their WALs plus what the leader sends, to the same sequence.
+TEST(RaftBattery, PersistMinorityCrash) {
+  ForSeeds(5, [](RaftCluster& c) {
+    ASSERT_OK(c.One("first", 5, true).status());
+    ASSERT_OK_AND_ASSIGN(NodeId leader, c.CheckOneLeader());
+    const NodeId a = Peer(c, leader, 1);
+    const NodeId b = Peer(c, leader, 3);
+    for (int round = 0; round < 3; ++round) {
+      c.Crash(a);
+      c.Crash(b);
+      for (int i = 0; i < 5; ++i)
+        ASSERT_OK(c.One(fmt::format("r{}-{}", round, i), 3, true).status());
+      ASSERT_OK(c.Restart(a));
+      ASSERT_OK(c.Restart(b));
+      ASSERT_OK_AND_ASSIGN(uint64_t last, c.One(fmt::format("back-{}", round), 5, true));
+      for (uint64_t i = 1; i <= last; ++i) {
+        ASSERT_OK_AND_ASSIGN(Committed k, c.NCommitted(i));
+        EXPECT_EQ(k.count, 5) << "index " << i << " after round " << round;
+      }
+    }
+  });
+}
+
+// ---------------------------------------------------------------- figure 8 (6.824 2C)
+
+// Paper figure 8 / 6.824 "Figure 8": leaders crash right after accepting entries, over many
+// rounds, so entries of old terms sit on a majority without being committed by counting; a
+// leader must never commit them that way and later overwrite them. At the end everyone is back
+// and agrees (the apply check compares every index across nodes and restarts).
+TEST(RaftBattery, Figure8) {
+  ForSeeds(5, [](RaftCluster& c) {
+    ASSERT_OK(c.One("f8-start", 1, true).status());
+    int nup = 5;
+    for (int iter = 0; iter < 1000; ++iter) {
+      NodeId leader = raft::kNoNode;
+      for (NodeId id = 1; id <= 5; ++id) {
+        if (c.up(id) && c.Propose(id, fmt::format("f8-{}-{}", iter, id)).ok()) leader = id;
+      }
+      if (c.rand().Uniform(1000) < 100) {
+        c.RunFor(Duration(static_cast<int64_t>(c.rand().Uniform(kET.count() * 5 / 2))));
+      } else {
+        c.RunFor(Duration(static_cast<int64_t>(c.rand().Uniform(13'000))));
+      }
+      if (leader != raft::kNoNode) {
+        c.Crash(leader);
+        --nup;
+      }
+      if (nup < 3) {
+        const NodeId s = static_cast<NodeId>(c.rand().Uniform(5) + 1);
+        if (!c.up(s)) {
+          ASSERT_OK(c.Restart(s));
+          ++nup;
+        }
+      }
+    }
+    for (NodeId id = 1; id <= 5; ++id) {
+      if (!c.up(id)) {
+        ASSERT_OK(c.Restart(id));
+      }
+    }
+    ASSERT_OK_AND_ASSIGN(uint64_t end, c.One("f8-end", 5, true));
+    Stats("{} seed {}: end index {} term {} t={}ms", "f8-end", c.seed(), end, c.term(c.Leader()),
+          c.now().count() / 1000);
+  });
+}
+
+// 6.824 "Figure 8 (unreliable)": the same with disconnects instead of crashes on a network
+// that drops, duplicates and (after a while) reorders messages by up to a second.
+TEST(RaftBattery, Figure8Unreliable) {
+  ForSeeds(5, [](RaftCluster& c) {
+    c.SetUnreliable(true);
+    ASSERT_OK(c.One("f8u-start", 1, true).status());
+    int nup = 5;
+    for (int iter = 0; iter < 1000; ++iter) {
+      if (iter == 200) c.SetLongReordering(true);
+      NodeId leader = raft::kNoNode;
+      for (NodeId id = 1; id <= 5; ++id) {
+        if (c.Propose(id, fmt::format("f8u-{}-{}", iter, id)).ok() && c.connected(id)) {
+          leader = id;
+        }
+      }
+      if (c.rand().Uniform(1000) < 100) {
+        c.RunFor(Duration(static_cast<int64_t>(c.rand().Uniform(kET.count() * 5 / 2))));
+      } else {
+        c.RunFor(Duration(static_cast<int64_t>(c.rand().Uniform(13'000))));
+      }
+      if (leader != raft::kNoNode && c.rand().Uniform(1000) < 500) {
+        c.Disconnect(leader);
+        --nup;
+      }
+      if (nup < 3) {
+        const NodeId s = static_cast<NodeId>(c.rand().Uniform(5) + 1);
+        if (!c.connected(s)) {
+          c.Connect(s);
+          ++nup;
+        }
+      }
+    }
+    for (NodeId id = 1; id <= 5; ++id) c.Connect(id);
+    ASSERT_OK_AND_ASSIGN(uint64_t end, c.One("f8u-end", 5, true));
+    Stats("{} seed {}: end index {} term {} t={}ms", "f8u-end", c.seed(), end, c.term(c.Leader()),
+          c.now().count() / 1000);
+  });
+}
+
+// 6.824 "unreliable agreement": on a network that drops, delays and duplicates, bursts of
+// proposals plus one waited-for agreement per round all end in one identical log.
+TEST(RaftBattery, UnreliableAgree) {
+  ForSeeds(5, [](RaftCluster& c) {
+    c.SetUnreliable(true);
+    for (int iter = 1; iter < 50; ++iter) {
+      const NodeId leader = c.Leader();
+      if (leader != raft::kNoNode) {
+        for (int j = 0; j < 4; ++j) (void)c.Propose(leader, fmt::format("u{}-{}", iter, j));
+      }
+      ASSERT_OK(c.One(fmt::format("u{}", iter), 1, true).status());
+    }
+    c.SetUnreliable(false);
+    ASSERT_OK_AND_ASSIGN(uint64_t last, c.One("u-end", 5, true));
+    for (uint64_t i = 1; i <= last; ++i) {
+      ASSERT_OK_AND_ASSIGN(Committed k, c.NCommitted(i));
+      EXPECT_EQ(k.count, 5) << "index " << i;
+    }
+  });
+}
+
+// ---------------------------------------------------------------- churn (6.824 2C)
+
+// 6.824 "churn": clients keep proposing to random nodes while nodes are randomly disconnected,
+// crashed and restarted. At the end, with everyone back, all nodes hold the same log, every
+// client command sits at most once in it and only at the index it was accepted at, and some
+// client commands made it.
+void Churn(RaftCluster& c, bool unreliable) {
+  c.SetUnreliable(unreliable);
+  std::map<std::string, uint64_t> accepted;  // command -> index it was accepted at
+  int seq = 0;
+  for (int iter = 0; iter < 60; ++iter) {
+    // Each client tries the nodes from a random one on until one accepts its command.
+    for (int client = 0; client < 3; ++client) {
+      const NodeId start = static_cast<NodeId>(c.rand().Uniform(5) + 1);
+      const std::string cmd = fmt::format("k{}-{}", client, seq++);
+      for (int k = 0; k < 5; ++k) {
+        Result<Proposal> p = c.Propose(Peer(c, start, k), cmd);
+        if (p.ok()) {
+          accepted.emplace(cmd, p->index);
+          break;
+        }
+      }
+    }
+    if (c.rand().Uniform(1000) < 200) c.Disconnect(static_cast<NodeId>(c.rand().Uniform(5) + 1));
+    if (c.rand().Uniform(1000) < 500) {
+      const NodeId id = static_cast<NodeId>(c.rand().Uniform(5) + 1);
+      if (!c.up(id)) {
+        ASSERT_OK(c.Restart(id));
+      }
+      c.Connect(id);
+    }
+    if (c.rand().Uniform(1000) < 200) c.Crash(static_cast<NodeId>(c.rand().Uniform(5) + 1));
+    c.RunFor(Duration(static_cast<int64_t>(c.rand().Uniform(kET.count() * 7 / 10)) + 1));
+  }
+  c.RunFor(kET);
+  c.SetUnreliable(false);
+  for (NodeId id = 1; id <= 5; ++id) {
+    if (!c.up(id)) {
+      ASSERT_OK(c.Restart(id));
+    }
+    c.Connect(id);
+  }
+  c.RunFor(kET);
+  ASSERT_OK_AND_ASSIGN(uint64_t last, c.One("churn-end", 5, true));
+  std::set<std::string> seen;
+  int made_it = 0;
+  for (uint64_t i = 1; i <= last; ++i) {
+    ASSERT_OK_AND_ASSIGN(Committed k, c.NCommitted(i));
+    EXPECT_EQ(k.count, 5) << "index " << i << " not applied everywhere";
+    if (k.command.empty() || k.command == "churn-end") continue;
+    EXPECT_TRUE(seen.insert(k.command).second) << k.command << " applied twice";
+    auto it = accepted.find(k.command);
+    if (it == accepted.end()) {
+      ADD_FAILURE() << k.command << " applied but never accepted";
+      continue;
+    }
+    EXPECT_EQ(it->second, i) << k.command << " applied at another index than accepted";
+    ++made_it;
+  }
+  Stats("churn seed {} unreliable {}: accepted {} made it {} last {}", c.seed(), unreliable,
+        accepted.size(), made_it, last);
+  EXPECT_GE(made_it, unreliable ? 10 : 20) << "too few client commands survived the churn";
+}
+
+TEST(RaftBattery, ReliableChurn) {
+  ForSeeds(5, [](RaftCluster& c) { Churn(c, false); });
+}
+
+TEST(RaftBattery, UnreliableChurn) {
+  ForSeeds(5, [](RaftCluster& c) { Churn(c, true); });
+}
+
+// ---------------------------------------------------------------- the harness itself
+
+// A run is a pure function of the seed: the same calls give the same messages and outcomes.
+TEST(RaftBattery, DeterministicForASeed) {
+  auto run = [](uint64_t seed) {
+    RaftClusterOptions o;
+    o.nodes = 5;
+    o.seed = seed;
+    Result<std::unique_ptr<RaftCluster>> c = RaftCluster::Create(o);
+    EXPECT_TRUE(c.ok()) << c.status().ToString();
+    if (!c.ok()) return std::string();
+    RaftCluster& rc = **c;
+    rc.SetUnreliable(true);
+    std::string trace;
+    for (int i = 0; i < 20; ++i) {
+      Result<uint64_t> index = rc.One(fmt::format("d{}", i), 3, true);
+      trace += fmt::format("{}:{} ", index.ok() ? *index : 0, rc.Leader());
+      if (i % 5 == 4 && rc.Leader() != raft::kNoNode) rc.Crash(rc.Leader());
+      if (i % 5 == 0) {
+        for (NodeId id = 1; id <= 5; ++id) {
+          if (!rc.up(id)) {
+            EXPECT_TRUE(rc.Restart(id).ok());
+          }
+        }
+      }
+    }
+    return trace + fmt::format("sent {} t={}", rc.messages_sent(), rc.now().count());
+  };
+  EXPECT_EQ(run(7), run(7));
+  EXPECT_NE(run(7), run(8));
+}
+
+// Self-test: a node whose state machine applies a different command than the log holds is
+// caught by the apply check, and the error names the seed and both commands.
+TEST(RaftBattery, HarnessCatchesDivergentApply) {
+  RunSeeds(
+      3,
+      [](RaftCluster& c) {
+        ASSERT_OK(c.One("a", 3, false).status());
+        ASSERT_OK_AND_ASSIGN(NodeId leader, c.CheckOneLeader());
+        c.CorruptNextApply(Peer(c, leader, 1));
+        Result<uint64_t> r = c.One("b", 3, false);
+        ASSERT_FALSE(r.ok()) << "a divergent apply went unnoticed";
+        const std::string msg = r.status().ToString();
+        EXPECT_NE(msg.find(fmt::format("seed {}", c.seed())), std::string::npos) << msg;
+        EXPECT_NE(msg.find("state-machine safety"), std::string::npos) << msg;
+        EXPECT_NE(msg.find("\"b#corrupted\""), std::string::npos) << msg;
+        EXPECT_NE(msg.find("\"b\""), std::string::npos) << msg;
+        EXPECT_FALSE(c.Check().ok());
+        EXPECT_FALSE(c.NCommitted(1).ok()) << "NCommitted ignored the violation";
+        EXPECT_FALSE(c.CheckOneLeader().ok()) << "CheckOneLeader ignored the violation";
+      },
+      nullptr, false);
+}
+
+// Self-test: a WAL that acknowledges appends without syncing them (the core sends its
+// acknowledgements before the entries are durable) loses committed entries when the whole
+// cluster crashes; after the restart a new leader reuses their indexes, and the apply check
+// catches the different entries there.
+TEST(RaftBattery, HarnessCatchesSendBeforeSync) {
+  RunSeeds(
+      3,
+      [](RaftCluster& c) {
+        for (int i = 0; i < 5; ++i) ASSERT_OK(c.One(fmt::format("s{}", i), 3, false).status());
+        ASSERT_OK(c.Check());
+        for (NodeId id = 1; id <= 3; ++id) c.Crash(id);
+        for (NodeId id = 1; id <= 3; ++id) (void)c.Restart(id);
+        Status end = c.One("after", 3, true).status();
+        ASSERT_FALSE(end.ok()) << "entries lost in the crash went unnoticed";
+        const Status check = c.Check();
+        ASSERT_FALSE(check.ok());
+        EXPECT_NE(check.message().find(fmt::format("seed {}", c.seed())), std::string::npos)
+            << check.ToString();
+        EXPECT_NE(check.message().find("state-machine safety"), std::string::npos)
+            << check.ToString();
+      },
+      [](RaftClusterOptions& o) { o.skip_sync = true; }, false);
+}
+
+// The same sequence with syncing storage (the default) survives the crash of every node.
+TEST(RaftBattery, SyncedStorageSurvivesTotalCrash) {
+  ForSeeds(3, [](RaftCluster& c) {
+    for (int i = 0; i < 5; ++i) ASSERT_OK(c.One(fmt::format("s{}", i), 3, false).status());
+    for (NodeId id = 1; id <= 3; ++id) c.Crash(id);
+    for (NodeId id = 1; id <= 3; ++id) ASSERT_OK(c.Restart(id));
+    ASSERT_OK_AND_ASSIGN(uint64_t last, c.One("after", 3, true));
+    ASSERT_OK_AND_ASSIGN(
+        int n, CountAppliedIf(c, [](const std::string& s) { return s.starts_with("s"); }));
+    EXPECT_EQ(n, 5);
+    EXPECT_EQ(c.applied(1), last);
+  });
+}
+
+// Bad input gets a clear error, never a crash.
+TEST(RaftBattery, BadInput) {
+  RaftClusterOptions o;
+  o.nodes = 2;
+  Result<std::unique_ptr<RaftCluster>> bad = RaftCluster::Create(o);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("nodes"), std::string::npos);
+  o.nodes = 3;
+  o.max_delay = o.tick;
+  EXPECT_EQ(RaftCluster::Create(o).status().code(), StatusCode::kInvalidArgument);
+
+  o = RaftClusterOptions{};
+  o.seed = 42;
+  Result<std::unique_ptr<RaftCluster>> ok = RaftCluster::Create(o);
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  RaftCluster& c = **ok;
+  EXPECT_EQ(c.Propose(0, "x").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(c.Propose(4, "x").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(c.Propose(1, "").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(c.One("x", 0, false).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(c.One("x", 4, false).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(c.NCommitted(0).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(c.Restart(9).code(), StatusCode::kInvalidArgument);
+  ASSERT_OK(c.Check());
+  c.Disconnect(9);
+  const Status s = c.Check();
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("seed 42"), std::string::npos) << s.ToString();
+  EXPECT_NE(s.message().find("node id 9"), std::string::npos) << s.ToString();
+}
+
+}  // namespace
+}  // namespace dtx::sim

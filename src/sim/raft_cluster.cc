@@ -1,0 +1,458 @@
+#include "sim/raft_cluster.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <utility>
+
+namespace dtx::sim {
+namespace {
+
+using raft::Entry;
+using raft::Message;
+using raft::NodeId;
+using raft::Role;
+
+constexpr const char* kWalDir = "/raft";
+// Far above what any test needs (a 7-node cluster does ~20k events per virtual second); a
+// livelocked core ends the run with a violation instead of spinning.
+constexpr uint64_t kMaxEvents = 50'000'000;
+constexpr int kMaxReadyRounds = 1000;
+constexpr size_t kMaxViolations = 64;
+constexpr double kDropChance = 0.10;
+constexpr double kDuplicateChance = 0.05;
+constexpr int64_t kUnreliableMaxDelayUs = 15'000;
+constexpr double kLongDelayChance = 1.0 / 3;
+constexpr int64_t kLongDelayMinUs = 100'000;
+constexpr int64_t kLongDelayMaxUs = 1'000'000;
+
+std::string Quote(const std::string& s) { return s.empty() ? "(no-op)" : "\"" + s + "\""; }
+
+}  // namespace
+
+Status RaftClusterOptions::Validate() const {
+  if (nodes < 3 || nodes > 7) {
+    return InvalidArgument(fmt::format("raft cluster: nodes must be 3..7, got {}", nodes));
+  }
+  if (tick.count() <= 0) return InvalidArgument("raft cluster: tick must be positive");
+  if (min_delay.count() <= 0 || min_delay > max_delay || max_delay >= tick) {
+    return InvalidArgument(fmt::format(
+        "raft cluster: need 0 < min_delay <= max_delay < tick, got {}us, {}us, tick {}us",
+        min_delay.count(), max_delay.count(), tick.count()));
+  }
+  return Status::Ok();
+}
+
+RaftCluster::RaftCluster(const RaftClusterOptions& options)
+    : opts_(options), rand_(options.seed), test_rand_(options.seed ^ 0x9e3779b97f4a7c15ull) {}
+
+RaftCluster::~RaftCluster() = default;
+
+Result<std::unique_ptr<RaftCluster>> RaftCluster::Create(const RaftClusterOptions& options) {
+  DTX_RETURN_IF_ERROR(options.Validate());
+  std::unique_ptr<RaftCluster> c(new RaftCluster(options));
+  c->nodes_.resize(options.nodes);
+  for (int i = 0; i < options.nodes; ++i) {
+    c->nodes_[i].id = static_cast<NodeId>(i + 1);
+    c->nodes_[i].env = std::make_unique<MemEnv>();
+  }
+  for (Node& node : c->nodes_) DTX_RETURN_IF_ERROR(c->Start(node));
+  return c;
+}
+
+Status RaftCluster::BadId(NodeId id) const {
+  return InvalidArgument(
+      fmt::format("seed {}: node id {} outside 1..{}", opts_.seed, id, nodes_.size()));
+}
+
+void RaftCluster::Violation(const std::string& what) {
+  if (violations_.size() < kMaxViolations) {
+    violations_.push_back(
+        fmt::format("seed {}, t={}.{:03}ms: {}", opts_.seed, now_us_ / 1000, now_us_ % 1000, what));
+  }
+}
+
+Status RaftCluster::Fail(const std::string& what) const {
+  return Internal(
+      fmt::format("seed {}, t={}.{:03}ms: {}", opts_.seed, now_us_ / 1000, now_us_ % 1000, what));
+}
+
+Status RaftCluster::Check() const {
+  if (violations_.empty()) return Status::Ok();
+  return Internal(violations_.size() == 1
+                      ? violations_.front()
+                      : fmt::format("{} (and {} more violations)", violations_.front(),
+                                    violations_.size() - 1));
+}
+
+void RaftCluster::Push(Event ev) {
+  ev.seq = next_seq_++;
+  queue_.push_back(std::move(ev));
+  std::push_heap(queue_.begin(), queue_.end(), [](const Event& a, const Event& b) {
+    return a.t != b.t ? a.t > b.t : a.seq > b.seq;
+  });
+}
+
+Status RaftCluster::Start(Node& node) {
+  raft::WalStorageOptions wo;
+  wo.dir = kWalDir;
+  wo.segment_bytes = 16 << 10;  // small, so long tests also roll segments
+  wo.sync = !opts_.skip_sync;
+  Result<std::unique_ptr<raft::WalStorage>> st = raft::WalStorage::Open(node.env.get(), wo);
+  if (!st.ok()) {
+    Status s = Fail(fmt::format("n{} cannot open its WAL: {}", node.id, st.status().ToString()));
+    Violation(s.message());
+    return s;
+  }
+  raft::Config c;
+  c.id = node.id;
+  for (const Node& p : nodes_) c.peers.push_back(p.id);
+  c.election_tick = 10;
+  c.heartbeat_tick = 1;
+  c.seed = rand_.Next();
+  Result<std::unique_ptr<raft::RawNode>> rn = raft::RawNode::Create(c, st->get());
+  if (!rn.ok()) {
+    Status s = Fail(fmt::format("n{} cannot restart: {}", node.id, rn.status().ToString()));
+    Violation(s.message());
+    return s;
+  }
+  node.storage = std::move(st).value();
+  node.raft = std::move(rn).value();
+  node.up = true;
+  ++node.incarnation;
+  node.applied.clear();
+  Event ev;
+  ev.t = now_us_ + static_cast<int64_t>(rand_.Uniform(opts_.tick.count())) + 1;
+  ev.tick = true;
+  ev.node = node.id;
+  ev.incarnation = node.incarnation;
+  Push(std::move(ev));
+  return Status::Ok();
+}
+
+void RaftCluster::RunFor(Duration d) {
+  const int64_t end = now_us_ + std::max<int64_t>(0, d.count());
+  const auto later = [](const Event& a, const Event& b) {
+    return a.t != b.t ? a.t > b.t : a.seq > b.seq;
+  };
+  while (!stopped_ && !queue_.empty() && queue_.front().t <= end) {
+    if (++events_ > kMaxEvents) {
+      Violation(fmt::format("livelock: more than {} events", kMaxEvents));
+      stopped_ = true;
+      break;
+    }
+    std::pop_heap(queue_.begin(), queue_.end(), later);
+    Event ev = std::move(queue_.back());
+    queue_.pop_back();
+    now_us_ = ev.t;
+    if (ev.tick) {
+      OnTick(ev.node, ev.incarnation);
+    } else {
+      OnDeliver(ev);
+    }
+  }
+  now_us_ = end;
+}
+
+void RaftCluster::OnTick(NodeId id, uint64_t incarnation) {
+  Node& node = N(id);
+  if (!node.up || node.incarnation != incarnation) return;
+  node.raft->Tick();
+  Process(node);
+  if (!node.up) return;
+  Event ev;
+  ev.t = now_us_ + opts_.tick.count();
+  ev.tick = true;
+  ev.node = id;
+  ev.incarnation = incarnation;
+  Push(std::move(ev));
+}
+
+void RaftCluster::OnDeliver(Event& ev) {
+  const Message& m = ev.msg;
+  if (!ValidId(m.to) || !ValidId(m.from)) return;
+  Node& to = N(m.to);
+  if (!to.up || to.incarnation != ev.incarnation) return;
+  if (!to.connected || !N(m.from).connected) return;
+  Status s = to.raft->Step(m);
+  if (!s.ok()) {
+    Violation(fmt::format("n{} refused {}: {}", to.id, raft::DescribeMessage(m), s.ToString()));
+  }
+  Process(to);
+}
+
+void RaftCluster::Send(const Message& m) {
+  ++sent_total_;
+  const size_t type = static_cast<size_t>(m.type);
+  if (type < sent_by_type_.size()) ++sent_by_type_[type];
+  if (observer_) observer_(m);
+  if (!ValidId(m.to)) {
+    Violation(fmt::format("message to an unknown node: {}", raft::DescribeMessage(m)));
+    return;
+  }
+  if (!N(m.from).connected || !N(m.to).connected) return;
+  int copies = 1;
+  if (unreliable_) {
+    if (rand_.Chance(kDropChance)) return;
+    if (rand_.Chance(kDuplicateChance)) copies = 2;
+  }
+  for (int i = 0; i < copies; ++i) {
+    int64_t delay = rand_.Range(opts_.min_delay.count(), opts_.max_delay.count());
+    if (unreliable_) delay = rand_.Range(opts_.min_delay.count(), kUnreliableMaxDelayUs);
+    if (long_reordering_ && rand_.Chance(kLongDelayChance)) {
+      delay = rand_.Range(kLongDelayMinUs, kLongDelayMaxUs);
+    }
+    Event ev;
+    ev.t = now_us_ + delay;
+    ev.node = m.to;
+    ev.incarnation = N(m.to).incarnation;
+    ev.msg = m;
+    Push(std::move(ev));
+  }
+}
+
+void RaftCluster::Process(Node& node) {
+  for (int round = 0; round < kMaxReadyRounds && node.up && node.raft->HasReady(); ++round) {
+    raft::Ready rd = node.raft->Ready();
+    Status s = node.storage->Persist(rd);
+    if (!s.ok()) {
+      Violation(fmt::format("n{} cannot persist: {}", node.id, s.ToString()));
+      Crash(node.id);
+      return;
+    }
+    for (const Message& m : rd.messages) Send(m);
+    for (const Entry& e : rd.committed_entries) Apply(node, e);
+    node.raft->Advance(rd);
+  }
+  if (!node.up) return;
+  if (node.raft->HasReady()) {
+    Violation(fmt::format("n{} still has a Ready after {} rounds", node.id, kMaxReadyRounds));
+  }
+  if (node.raft->role() == Role::kLeader) {
+    auto [it, inserted] = leaders_.emplace(node.raft->term(), node.id);
+    if (!inserted && it->second != node.id) {
+      Violation(fmt::format("election safety: n{} and n{} both lead term {}", it->second, node.id,
+                            node.raft->term()));
+    }
+  }
+}
+
+void RaftCluster::Apply(Node& node, const Entry& e) {
+  const uint64_t expected = node.applied.size() + 1;
+  if (e.index != expected) {
+    Violation(fmt::format("n{} applied index {} when {} was next", node.id, e.index, expected));
+    return;
+  }
+  std::string command = e.data;
+  if (node.corrupt_next_apply) {
+    node.corrupt_next_apply = false;
+    command += "#corrupted";
+  }
+  auto [it, inserted] = applied_.emplace(e.index, AppliedRecord{command, e.term, node.id});
+  if (!inserted && (it->second.command != command || it->second.term != e.term)) {
+    Violation(fmt::format(
+        "state-machine safety: n{} applied {} (term {}) at index {}, but n{} applied {} (term {}) "
+        "there",
+        node.id, Quote(command), e.term, e.index, it->second.node, Quote(it->second.command),
+        it->second.term));
+  }
+  node.applied.push_back(std::move(command));
+}
+
+void RaftCluster::Disconnect(NodeId id) {
+  if (!ValidId(id)) return Violation(BadId(id).message());
+  N(id).connected = false;
+}
+
+void RaftCluster::Connect(NodeId id) {
+  if (!ValidId(id)) return Violation(BadId(id).message());
+  N(id).connected = true;
+}
+
+bool RaftCluster::connected(NodeId id) const { return ValidId(id) && N(id).connected; }
+
+bool RaftCluster::up(NodeId id) const { return ValidId(id) && N(id).up; }
+
+void RaftCluster::Crash(NodeId id) {
+  if (!ValidId(id)) return Violation(BadId(id).message());
+  Node& node = N(id);
+  if (!node.up) return;
+  node.env->SimulateCrash(rand_);
+  node.raft.reset();
+  node.storage.reset();
+  node.up = false;
+  node.applied.clear();
+  // Ticks and in-flight messages of the dead incarnation are ignored from now on.
+  ++node.incarnation;
+}
+
+Status RaftCluster::Restart(NodeId id) {
+  if (!ValidId(id)) return BadId(id);
+  Crash(id);
+  DTX_RETURN_IF_ERROR(Start(N(id)));
+  Process(N(id));
+  return Status::Ok();
+}
+
+Result<Proposal> RaftCluster::Propose(NodeId id, std::string command) {
+  if (!ValidId(id)) return BadId(id);
+  if (command.empty()) {
+    return InvalidArgument(fmt::format("seed {}: empty command (reserved for no-ops)", opts_.seed));
+  }
+  Node& node = N(id);
+  if (!node.up) return FailedPrecondition(fmt::format("seed {}: n{} is down", opts_.seed, id));
+  Result<uint64_t> index = node.raft->Propose(std::move(command));
+  if (!index.ok()) return index.status();
+  Proposal p{*index, node.raft->term()};
+  Process(node);
+  return p;
+}
+
+void RaftCluster::CorruptNextApply(NodeId id) {
+  if (!ValidId(id)) return Violation(BadId(id).message());
+  N(id).corrupt_next_apply = true;
+}
+
+Role RaftCluster::role(NodeId id) const { return up(id) ? N(id).raft->role() : Role::kFollower; }
+
+uint64_t RaftCluster::term(NodeId id) const { return up(id) ? N(id).raft->term() : 0; }
+
+uint64_t RaftCluster::last_index(NodeId id) const {
+  return up(id) ? N(id).raft->log().LastIndex() : 0;
+}
+
+uint64_t RaftCluster::applied(NodeId id) const { return up(id) ? N(id).applied.size() : 0; }
+
+NodeId RaftCluster::Leader() const {
+  NodeId best = raft::kNoNode;
+  uint64_t best_term = 0;
+  for (const Node& node : nodes_) {
+    if (node.up && node.connected && node.raft->role() == Role::kLeader &&
+        node.raft->term() >= best_term) {
+      best = node.id;
+      best_term = node.raft->term();
+    }
+  }
+  return best;
+}
+
+uint64_t RaftCluster::messages_sent(raft::MessageType type) const {
+  const size_t t = static_cast<size_t>(type);
+  return t < sent_by_type_.size() ? sent_by_type_[t] : 0;
+}
+
+Result<NodeId> RaftCluster::CheckOneLeader() {
+  for (int iter = 0; iter < 10; ++iter) {
+    RunFor(Duration(450'000 + static_cast<int64_t>(test_rand_.Uniform(100'000))));
+    DTX_RETURN_IF_ERROR(Check());
+    std::map<uint64_t, std::vector<NodeId>> leaders;
+    for (const Node& node : nodes_) {
+      if (node.up && node.connected && node.raft->role() == Role::kLeader) {
+        leaders[node.raft->term()].push_back(node.id);
+      }
+    }
+    for (const auto& [t, ids] : leaders) {
+      if (ids.size() > 1) {
+        return Fail(
+            fmt::format("term {} has {} leaders (n{} and n{})", t, ids.size(), ids[0], ids[1]));
+      }
+    }
+    if (!leaders.empty()) return leaders.rbegin()->second.front();
+  }
+  return Fail("expected one leader among the connected nodes, got none in 10 rounds");
+}
+
+Status RaftCluster::CheckNoLeader() {
+  DTX_RETURN_IF_ERROR(Check());
+  for (const Node& node : nodes_) {
+    if (node.up && node.connected && node.raft->role() == Role::kLeader) {
+      return Fail(fmt::format("expected no leader among the connected nodes, but n{} leads term {}",
+                              node.id, node.raft->term()));
+    }
+  }
+  return Status::Ok();
+}
+
+Result<uint64_t> RaftCluster::CheckTerms() {
+  DTX_RETURN_IF_ERROR(Check());
+  uint64_t t = 0;
+  NodeId first = raft::kNoNode;
+  for (const Node& node : nodes_) {
+    if (!node.up || !node.connected) continue;
+    if (first == raft::kNoNode) {
+      first = node.id;
+      t = node.raft->term();
+    } else if (node.raft->term() != t) {
+      return Fail(fmt::format("nodes disagree on the term: n{} is in {}, n{} in {}", first, t,
+                              node.id, node.raft->term()));
+    }
+  }
+  if (first == raft::kNoNode) return Fail("no up, connected node to ask for its term");
+  return t;
+}
+
+Result<Committed> RaftCluster::NCommitted(uint64_t index) {
+  DTX_RETURN_IF_ERROR(Check());
+  if (index == 0) return InvalidArgument(fmt::format("seed {}: index 0 is no entry", opts_.seed));
+  Committed c;
+  NodeId first = raft::kNoNode;
+  for (const Node& node : nodes_) {
+    if (!node.up || node.applied.size() < index) continue;
+    const std::string& cmd = node.applied[index - 1];
+    if (c.count > 0 && cmd != c.command) {
+      return Fail(fmt::format("committed values at index {} differ: n{} has {}, n{} has {}", index,
+                              first, Quote(c.command), node.id, Quote(cmd)));
+    }
+    if (c.count == 0) {
+      first = node.id;
+      c.command = cmd;
+    }
+    ++c.count;
+  }
+  return c;
+}
+
+Result<uint64_t> RaftCluster::One(const std::string& command, int expected, bool retry) {
+  if (expected < 1 || expected > size()) {
+    return InvalidArgument(fmt::format("seed {}: one({}) expects {} of {} nodes", opts_.seed,
+                                       command, expected, size()));
+  }
+  if (command.empty()) {
+    return InvalidArgument(fmt::format("seed {}: empty command (reserved for no-ops)", opts_.seed));
+  }
+  const int64_t deadline = now_us_ + 10'000'000;
+  NodeId start = 1;
+  std::string last_seen;
+  while (now_us_ < deadline) {
+    DTX_RETURN_IF_ERROR(Check());
+    uint64_t index = 0;
+    for (int k = 0; k < size() && index == 0; ++k) {
+      const NodeId id = start;
+      start = start % nodes_.size() + 1;
+      if (!N(id).up || !N(id).connected) continue;
+      Result<Proposal> p = Propose(id, command);
+      if (p.ok()) index = p->index;
+    }
+    if (index == 0) {
+      RunFor(std::chrono::milliseconds(50));
+      continue;
+    }
+    const int64_t wait_end = now_us_ + 2'000'000;
+    while (now_us_ < wait_end) {
+      RunFor(std::chrono::milliseconds(20));
+      Result<Committed> c = NCommitted(index);
+      if (!c.ok()) return c.status();
+      if (c->count > 0 && c->count >= expected && c->command == command) return index;
+      last_seen = fmt::format("index {}: {} nodes applied {}", index, c->count,
+                              c->count ? Quote(c->command) : "nothing");
+    }
+    if (!retry) {
+      return Fail(fmt::format("one({}) failed to reach agreement of {} nodes without retry ({})",
+                              command, expected, last_seen));
+    }
+  }
+  return Fail(fmt::format("one({}) failed to reach agreement of {} nodes in 10s ({})", command,
+                          expected, last_seen.empty() ? "no node accepted it" : last_seen));
+}
+
+}  // namespace dtx::sim
