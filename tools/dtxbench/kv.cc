@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
@@ -539,12 +540,13 @@ std::string JoinPids(const std::vector<int>& pids) {
 }
 
 int RunFailover(const KvPlan& plan, const KvOptions& o) {
-  System sys{Kind::kDtxkv, "dtxkv", plan.dtxkv_urls};
+  const System sys = plan.dtxkv_urls.empty() ? System{Kind::kEtcd, "etcd", plan.etcd_urls}
+                                             : System{Kind::kDtxkv, "dtxkv", plan.dtxkv_urls};
   std::vector<int> pids = plan.pids;
   std::printf(
-      "dtxbench kv-failover: %d rounds; %d writers round-robin over %s; SIGKILL of the leader; "
-      "failover = kill -> first acknowledged write issued after the kill\n",
-      o.rounds, o.clients, o.dtxkv.c_str());
+      "dtxbench kv-failover (%s): %d rounds; %d writers round-robin over every node; SIGKILL of "
+      "the leader; failover = kill -> first acknowledged write issued after the kill\n",
+      sys.name.c_str(), o.rounds, o.clients);
   std::fflush(stdout);
   BlockingHttp http;
   Payload payload(o.value_bytes);
@@ -593,27 +595,29 @@ int RunFailover(const KvPlan& plan, const KvOptions& o) {
     if (failover_ms >= 0) {
       times_us.push_back(static_cast<uint32_t>(failover_ms * 1000));
       std::printf(
-          "round %d: killed leader node %llu (pid %d, term %llu): first write acknowledged "
+          "round %d: killed the leader %s (pid %d, term %llu): first write acknowledged "
           "after %.1f ms via %s (%llu failed writes meanwhile)\n",
-          round, static_cast<unsigned long long>(leader->id), pid,
+          round, sys.urls[leader->index].c_str(), pid,
           static_cast<unsigned long long>(leader->term), failover_ms, via.c_str(),
           static_cast<unsigned long long>(errors));
     } else {
       ++failures;
-      std::printf(
-          "round %d: killed leader node %llu (pid %d): NO write acknowledged within %.0f s\n",
-          round, static_cast<unsigned long long>(leader->id), pid, o.max_failover_seconds);
+      std::printf("round %d: killed the leader %s (pid %d): NO write acknowledged within %.0f s\n",
+                  round, sys.urls[leader->index].c_str(), pid, o.max_failover_seconds);
     }
     std::fflush(stdout);
     if (o.restart_cmd.empty()) break;
-    const std::string cmd = SubstituteId(o.restart_cmd, leader->id);
+    // etcd's member ids are 64-bit hashes; scripts/etcd-cluster.sh numbers its members 1..3 in
+    // the order of their URLs.
+    const uint64_t restart_id = sys.kind == Kind::kEtcd ? leader->index + 1 : leader->id;
+    const std::string cmd = SubstituteId(o.restart_cmd, restart_id);
     const auto restart_start = Steady::now();
     auto out = RunShell(cmd, o.settle_seconds);
     if (!out.ok()) {
       std::fprintf(stderr, "dtxbench kv-failover: restart: %s\n", out.status().message().c_str());
       return 1;
     }
-    auto new_pid = FindPidInOutput(*out, leader->id);
+    auto new_pid = FindPidInOutput(*out, restart_id);
     if (!new_pid.ok()) {
       std::fprintf(stderr, "dtxbench kv-failover: restart: %s\n",
                    new_pid.status().message().c_str());
@@ -621,7 +625,7 @@ int RunFailover(const KvPlan& plan, const KvOptions& o) {
     }
     pids[leader->index] = *new_pid;
     std::printf("         restarted node %llu as pid %d in %.2f s\n",
-                static_cast<unsigned long long>(leader->id), *new_pid, SecondsSince(restart_start));
+                static_cast<unsigned long long>(restart_id), *new_pid, SecondsSince(restart_start));
   }
   const LatencySummary s = Summarize(times_us);
   std::printf(
@@ -879,6 +883,26 @@ std::string SubstituteId(std::string_view command, uint64_t id) {
   return out;
 }
 
+std::string CommandLine(int argc, const char* const* argv) {
+  std::string out;
+  for (int i = 0; i < argc; ++i) {
+    const std::string_view arg(argv[i]);
+    if (i > 0) out += ' ';
+    const bool plain = !arg.empty() && std::all_of(arg.begin(), arg.end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) ||
+             std::string_view("_./:,=@%+-").find(c) != std::string_view::npos;
+    });
+    if (plain) {
+      out += arg;
+      continue;
+    }
+    out += '\'';
+    for (char c : arg) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    out += '\'';
+  }
+  return out;
+}
+
 Result<int> FindPidInOutput(std::string_view output, uint64_t id) {
   std::istringstream lines{std::string(output)};
   std::string line;
@@ -897,27 +921,32 @@ Result<int> FindPidInOutput(std::string_view output, uint64_t id) {
 Result<KvPlan> ValidateKvOptions(KvMode mode, const KvOptions& o) {
   KvPlan p;
   p.mode = mode;
-  if (!o.dtxkv.empty() || mode != KvMode::kBench) {
-    auto urls = ParseBaseUrls(o.dtxkv, "--dtxkv");
-    if (!urls.ok()) return urls.status();
-    p.dtxkv_urls = std::move(*urls);
-  }
   if (!o.etcd.empty()) {
-    if (mode != KvMode::kBench) return InvalidArgument("--etcd applies only to dtxbench kv");
+    if (mode == KvMode::kLoad) return InvalidArgument("--etcd does not apply to kv-load");
+    if (mode == KvMode::kFailover && !o.dtxkv.empty()) {
+      return InvalidArgument("kv-failover measures one system: give --dtxkv or --etcd, not both");
+    }
     auto urls = ParseBaseUrls(o.etcd, "--etcd");
     if (!urls.ok()) return urls.status();
     p.etcd_urls = std::move(*urls);
+  }
+  if (!o.dtxkv.empty() || (mode != KvMode::kBench && p.etcd_urls.empty())) {
+    auto urls = ParseBaseUrls(o.dtxkv, "--dtxkv");
+    if (!urls.ok()) return urls.status();
+    p.dtxkv_urls = std::move(*urls);
   }
   if (mode == KvMode::kBench && p.dtxkv_urls.empty() && p.etcd_urls.empty()) {
     return InvalidArgument("give --dtxkv URLs, --etcd URLs or both");
   }
   if (mode != KvMode::kBench) {
+    const bool etcd = p.dtxkv_urls.empty();
+    const size_t nodes = etcd ? p.etcd_urls.size() : p.dtxkv_urls.size();
     auto pids = ParsePids(o.pids);
     if (!pids.ok()) return pids.status();
-    if (pids->size() != p.dtxkv_urls.size()) {
+    if (pids->size() != nodes) {
       return InvalidArgument("--pids: " + std::to_string(pids->size()) + " pids for " +
-                             std::to_string(p.dtxkv_urls.size()) +
-                             " --dtxkv URLs (give one per node, in the same order)");
+                             std::to_string(nodes) + (etcd ? " --etcd" : " --dtxkv") +
+                             " URLs (give one per node, in the same order)");
     }
     p.pids = std::move(*pids);
   }
@@ -978,8 +1007,9 @@ KvCommands AddKvCommands(CLI::App& app, KvOptions& o) {
   common(c.bench);
 
   c.failover = app.add_subcommand(
-      "kv-failover", "dtxkv leader failover time: kill -9 of the leader to the next ack");
-  c.failover->add_option("--dtxkv", o.dtxkv, "dtxkv node URLs, comma-separated")->required();
+      "kv-failover", "Leader failover time: kill -9 of the leader to the next acknowledged write");
+  c.failover->add_option("--dtxkv", o.dtxkv, "dtxkv node URLs, comma-separated");
+  c.failover->add_option("--etcd", o.etcd, "Or etcd client URLs, comma-separated");
   c.failover->add_option("--pids", o.pids, "Their pids, in the same order")->required();
   c.failover->add_option("--rounds", o.rounds, "Kills")->capture_default_str();
   c.failover->add_option("--restart-cmd", o.restart_cmd,

@@ -143,6 +143,10 @@ std::optional<double> Ratio(double a, double b);
 // Replaces every "{id}" in `command` by `id`; without a placeholder, appends " <id>".
 std::string SubstituteId(std::string_view command, uint64_t id);
 
+// argv joined with spaces, each argument that is empty or holds anything but
+// [A-Za-z0-9_./:,=@%+-] single-quoted for a POSIX shell, so the printed line can be pasted back.
+std::string CommandLine(int argc, const char* const* argv);
+
 // Finds the pid a restart command printed for node `id`: a line "<word> <id> <url> pid <pid>"
 // (the format of scripts/kv-cluster.sh and scripts/etcd-cluster.sh). kNotFound when no line
 // matches.

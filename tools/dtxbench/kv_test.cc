@@ -117,10 +117,18 @@ TEST(KvOptionsTest, SeveralFailoverRoundsNeedARestartCommand) {
   EXPECT_EQ(Error(KvMode::kFailover, o), "");
 }
 
-TEST(KvOptionsTest, EtcdOnlyForTheBenchmark) {
+TEST(KvOptionsTest, FailoverTakesOneSystemAndLoadOnlyDtxkv) {
   KvOptions o = Failover();
-  o.etcd = "http://127.0.0.1:2379";
-  EXPECT_NE(Error(KvMode::kFailover, o).find("--etcd"), std::string::npos);
+  o.etcd = "http://127.0.0.1:2379,http://127.0.0.1:2380,http://127.0.0.1:2381";
+  EXPECT_NE(Error(KvMode::kFailover, o).find("not both"), std::string::npos);
+  EXPECT_NE(Error(KvMode::kLoad, o).find("--etcd does not apply"), std::string::npos);
+  o.dtxkv.clear();
+  auto etcd = ValidateKvOptions(KvMode::kFailover, o);
+  ASSERT_TRUE(etcd.ok()) << etcd.status().ToString();
+  EXPECT_TRUE(etcd->dtxkv_urls.empty());
+  EXPECT_EQ(etcd->etcd_urls.size(), 3u);
+  o.pids = "1,2";
+  EXPECT_NE(Error(KvMode::kFailover, o).find("2 pids for 3 --etcd URLs"), std::string::npos);
 }
 
 TEST(ParseBaseUrlsTest, NormalizesAndRejectsBadUrls) {
@@ -234,6 +242,16 @@ TEST(SubstituteIdTest, ReplacesEveryPlaceholderOrAppends) {
   EXPECT_EQ(SubstituteId("x {id} y {id}", 13), "x 13 y 13");
   EXPECT_EQ(SubstituteId("kv-cluster.sh restart /d", 3), "kv-cluster.sh restart /d 3");
   EXPECT_EQ(SubstituteId("{i}d {id", 1), "{i}d {id 1");
+}
+
+TEST(CommandLineTest, QuotesWhatTheShellWouldSplit) {
+  const char* argv[] = {
+      "dtxbench", "kv-failover", "--restart-cmd", "sh x.sh restart {id}", "--pids", "1,2",
+      "",         "it's"};
+  EXPECT_EQ(CommandLine(8, argv),
+            "dtxbench kv-failover --restart-cmd 'sh x.sh restart {id}' --pids 1,2 '' 'it'\\''s'");
+  const char* url[] = {"--dtxkv", "http://127.0.0.1:7001,http://127.0.0.1:7002"};
+  EXPECT_EQ(CommandLine(2, url), "--dtxkv http://127.0.0.1:7001,http://127.0.0.1:7002");
 }
 
 TEST(FindPidInOutputTest, PicksTheLineOfTheNode) {

@@ -715,9 +715,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "dtxbench: %s\n", plan.status().message().c_str());
       return 2;
     }
-    std::string command;
-    for (int i = 0; i < argc; ++i) command += (i ? " " : "") + std::string(argv[i]);
-    return dtx::bench::RunKv(*plan, kv_options, command);
+    return dtx::bench::RunKv(*plan, kv_options, dtx::bench::CommandLine(argc, argv));
   }
   o.mode = saga->parsed()       ? "saga"
            : hold->parsed()     ? "hold"
