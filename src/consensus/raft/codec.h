@@ -9,12 +9,20 @@
 //   varint  context length, then the context bytes
 //   varint  entry count, then per entry:
 //             varint term, varint index, u8 EntryType, varint data length, data bytes
+// Format version 2 = version 1 followed by the snapshot:
+//   varint  snapshot index, snapshot term, data length, then the data bytes
+// The encoder writes version 2 only for a message whose snapshot is not the default (empty) one,
+// so every other message stays readable by a version-1 reader; a version-2 input with an empty
+// snapshot is refused as non-canonical.
 // The encoding is a function of the message, and decoding accepts only what the encoder could
 // have produced, so Encode(Decode(b)) == b for every accepted b.
 //
-// Evolution: a field added to Message gets a new format version (kMessageFormatVersion + 1)
-// that appends it; the decoder keeps accepting the older versions (the new field then has its
-// default), so nodes can be upgraded one at a time as long as the newest field is not needed.
+// Evolution: a field added to Message gets a new format version that appends it, written only
+// when the field is not at its default; the decoder keeps accepting the older versions (the
+// field then has its default), so nodes can be upgraded one at a time as long as the new field
+// is not needed. Version 2 exists only in builds where raft::Message has `snapshot` (codec.cc
+// detects it at compile time while the snapshot work lands; version-2 input is refused as an
+// unknown version otherwise).
 //
 // Thread-safety: pure functions; safe to call from any thread.
 #pragma once
@@ -28,9 +36,7 @@
 
 namespace dtx::raft {
 
-inline constexpr uint8_t kMessageFormatVersion = 1;
-
-// The encoding of m (format version kMessageFormatVersion).
+// The encoding of m: format version 1, or 2 when m carries a snapshot.
 std::string EncodeMessage(const Message& m);
 // Appends the encoding of m to *out (lets a transport put a frame header in front without a
 // copy). REQUIRES: out != nullptr.

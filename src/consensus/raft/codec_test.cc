@@ -52,6 +52,16 @@ constexpr size_t FieldCount() {
   }
 }
 
+// raft::Message::snapshot arrives with the snapshot work; the test covers it whenever it exists
+// (templates, so the discarded branches need not compile before it does).
+template <typename M>
+concept WithSnapshot = requires(M& m) {
+  m.snapshot.metadata.index;
+  m.snapshot.metadata.term;
+  m.snapshot.data;
+};
+constexpr bool kHasSnapshot = WithSnapshot<Message>;
+
 uint64_t RandomInt(Rand& rnd) {
   // Mostly small values, but every varint length and the extremes too.
   switch (rnd.Uniform(4)) {
@@ -82,6 +92,19 @@ std::vector<MessageType> AllMessageTypes() {
   return types;
 }
 
+uint64_t RandomInt(Rand& rnd);
+std::string RandomBytes(Rand& rnd, size_t max_len);
+
+template <typename M>
+void RandomSnapshot(Rand& rnd, M* m) {
+  if constexpr (WithSnapshot<M>) {
+    if (rnd.Chance(0.5)) return;  // half the messages carry none (format version 1)
+    m->snapshot.metadata.index = RandomInt(rnd);
+    m->snapshot.metadata.term = RandomInt(rnd);
+    m->snapshot.data = RandomBytes(rnd, 200);
+  }
+}
+
 // Sets every field of Message (the FieldCount test below fails when one is added, so a new
 // field cannot be forgotten here).
 Message RandomMessage(Rand& rnd, MessageType type) {
@@ -106,15 +129,37 @@ Message RandomMessage(Rand& rnd, MessageType type) {
     e.data = RandomBytes(rnd, rnd.Chance(0.1) ? 300 : 20);
     m.entries.push_back(std::move(e));
   }
+  RandomSnapshot(rnd, &m);
   return m;
+}
+
+template <typename M>
+constexpr size_t SnapshotFieldCount() {
+  if constexpr (WithSnapshot<M>) {
+    using Snap = decltype(M::snapshot);
+    return FieldCount<Snap>() * 10 + FieldCount<decltype(Snap::metadata)>();
+  } else {
+    return 0;
+  }
+}
+
+template <typename M>
+void SetSnapshot(M* m, uint64_t index, uint64_t term, std::string data) {
+  if constexpr (WithSnapshot<M>) {
+    m->snapshot.metadata.index = index;
+    m->snapshot.metadata.term = term;
+    m->snapshot.data = std::move(data);
+  }
 }
 
 TEST(RaftCodecTest, EncodesEveryFieldOfMessageAndEntry) {
   // If this fails, a field was added to raft::Message or raft::Entry: encode it under a new
   // format version (codec.h), generate it in RandomMessage, then update the counts.
-  EXPECT_EQ(FieldCount<Message>(), 12u);
+  EXPECT_EQ(FieldCount<Message>(), kHasSnapshot ? 13u : 12u);
   EXPECT_EQ(FieldCount<Entry>(), 4u);
-  EXPECT_EQ(AllMessageTypes().size(), 9u);
+  // Snapshot: metadata and data; SnapshotMetadata: index and term.
+  EXPECT_EQ(SnapshotFieldCount<Message>(), kHasSnapshot ? 22u : 0u);
+  EXPECT_EQ(AllMessageTypes().size(), kHasSnapshot ? 10u : 9u);
 }
 
 TEST(RaftCodecTest, DefaultMessageRoundTrips) {
@@ -155,6 +200,33 @@ TEST(RaftCodecTest, EveryTruncationIsRefused) {
   }
 }
 
+TEST(RaftCodecTest, SnapshotsUseVersionTwoAndOnlyWhenPresent) {
+  if (!kHasSnapshot) GTEST_SKIP() << "raft::Message has no snapshot in this build";
+  Message m;
+  m.type = static_cast<MessageType>(AllMessageTypes().back());
+  m.from = 1;
+  m.to = 2;
+  EXPECT_EQ(EncodeMessage(m)[0], 1);  // no snapshot: readable by version-1 readers
+  SetSnapshot(&m, 7, 3, "image");
+  std::string b = EncodeMessage(m);
+  EXPECT_EQ(b[0], 2);
+  auto d = DecodeMessage(b);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_EQ(*d, m);
+  // Version 2 with the default snapshot has a shorter spelling, so it is refused.
+  std::string empty = EncodeMessage(Message{});
+  empty[0] = 2;
+  empty += std::string("\0\0\0", 3);
+  auto e = DecodeMessage(empty);
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.status().message().find("empty snapshot"), std::string::npos)
+      << e.status().ToString();
+  // A truncated snapshot is refused like any other truncation.
+  for (size_t len = 0; len < b.size(); ++len) {
+    ASSERT_FALSE(DecodeMessage(std::string_view(b).substr(0, len)).ok()) << len;
+  }
+}
+
 TEST(RaftCodecTest, TrailingBytesAreRefused) {
   std::string b = EncodeMessage(Message{});
   b.push_back('\0');
@@ -169,12 +241,12 @@ TEST(RaftCodecTest, MalformedHeadersAreRefusedWithClearErrors) {
     std::string bytes;
     std::string expect;
   };
-  std::string v2 = good;
-  v2[0] = 2;
+  std::string v3 = good;
+  v3[0] = 3;
   std::string v0 = good;
   v0[0] = 0;
   std::string bad_type = good;
-  bad_type[1] = 9;
+  bad_type[1] = static_cast<char>(200);
   std::string bad_flags = good;
   bad_flags[2] = 4;
   std::string long_varint = good.substr(0, 3) + std::string("\x80\x00", 2) + good.substr(4);
@@ -182,8 +254,8 @@ TEST(RaftCodecTest, MalformedHeadersAreRefusedWithClearErrors) {
       good.substr(0, 3) + std::string(9, '\xff') + std::string("\x02", 1) + good.substr(4);
   std::string bad_entry_type =
       good.substr(0, good.size() - 1) + std::string("\x01\x01\x01\x01\x00", 5);
-  for (const Case& c : {Case{"", "empty"}, Case{v2, "version 2"}, Case{v0, "version 0"},
-                        Case{bad_type, "unknown message type 9"}, Case{bad_flags, "flag bits"},
+  for (const Case& c : {Case{"", "empty"}, Case{v3, "version 3"}, Case{v0, "version 0"},
+                        Case{bad_type, "unknown message type 200"}, Case{bad_flags, "flag bits"},
                         Case{long_varint, "non-canonical"}, Case{overflow, "overflows"},
                         Case{bad_entry_type, "unknown entry type 1"}}) {
     auto d = DecodeMessage(c.bytes);
