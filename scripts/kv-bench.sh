@@ -3,7 +3,8 @@
 # starts a 3-member etcd cluster (scripts/etcd-cluster.sh) and a 3-node dtxkv cluster
 # (scripts/kv-cluster.sh) in a temporary directory, runs `dtxbench kv` at 16 and 256 clients,
 # `dtxbench kv-failover`, and `dtxbench kv-load` on a fresh dtxkv cluster, and stops everything
-# on exit. Without scripts/kv-cluster.sh only the etcd side runs.
+# on exit. etcd's failover is measured the same way. Without a dtxkv binary in BUILD_DIR
+# (tools/dtxkv/dtxkv) only the etcd side runs.
 #
 # Usage: scripts/kv-bench.sh BUILD_DIR
 # Environment: KV_SECONDS (per run, default 10), KV_ROUNDS (failover rounds, default 5),
@@ -41,10 +42,11 @@ say "starting etcd 3.4 (3 members, fsync on)"
 etcd_out=$(bash "$here/etcd-cluster.sh" start "$work/etcd") || fail "etcd did not start"
 echo "$etcd_out"
 etcd_urls=$(urls_of <<<"$etcd_out")
+etcd_pids=$(pids_of <<<"$etcd_out")
 
 dtxkv_urls=""
 dtxkv_pids=""
-if [[ -f $here/kv-cluster.sh ]]; then
+if [[ -x $build/tools/dtxkv/dtxkv && -f $here/kv-cluster.sh ]]; then
   say "starting dtxkv (3 nodes)"
   kv_dirs+=("$work/dtxkv")
   kv_out=$(bash "$here/kv-cluster.sh" start "$build" "$work/dtxkv") || fail "dtxkv did not start"
@@ -53,7 +55,7 @@ if [[ -f $here/kv-cluster.sh ]]; then
   dtxkv_pids=$(pids_of <<<"$kv_out")
   [[ -n $dtxkv_urls ]] || fail "kv-cluster.sh printed no 'node ID URL pid PID' lines"
 else
-  say "scripts/kv-cluster.sh does not exist yet: etcd only"
+  say "$build/tools/dtxkv/dtxkv is not built: etcd only"
 fi
 
 systems=(--etcd "$etcd_urls")
@@ -63,8 +65,12 @@ for clients in 16 256; do
   "$bench" kv "${systems[@]}" --clients "$clients" --seconds "$seconds" || fail "dtxbench kv"
 done
 
+say "dtxbench kv-failover --etcd, $rounds rounds"
+"$bench" kv-failover --etcd "$etcd_urls" --pids "$etcd_pids" --rounds "$rounds" \
+  --restart-cmd "bash $here/etcd-cluster.sh restart $work/etcd {id}" || fail "dtxbench kv-failover --etcd"
+bash "$here/etcd-cluster.sh" stop "$work/etcd" >/dev/null
+
 if [[ -n $dtxkv_urls ]]; then
-  bash "$here/etcd-cluster.sh" stop "$work/etcd" >/dev/null
   say "dtxbench kv-failover, $rounds rounds"
   "$bench" kv-failover --dtxkv "$dtxkv_urls" --pids "$dtxkv_pids" --rounds "$rounds" \
     --restart-cmd "bash $here/kv-cluster.sh restart $work/dtxkv {id}" || fail "dtxbench kv-failover"

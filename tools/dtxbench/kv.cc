@@ -422,19 +422,23 @@ int RunBench(const KvPlan& plan, const KvOptions& o) {
 
 // ---- kv-failover ----
 
-// Workers that write continuously, round-robin over every node, and note the first
-// acknowledgement of a write issued after the kill. A failed write waits 10 ms before the next
-// one, so a refused connection or a 503 does not turn into a busy loop.
+// Writes round-robin over every node, noting the first acknowledgement of a write issued after
+// the kill. Two sources: `clients` closed-loop workers keep the leader as busy as a real load
+// would (a failed write waits 10 ms before the next, so refused connections and 503s do not
+// become a busy loop), and a prober issues one more write every 5 ms whatever is in flight (at
+// most 2,000 of its own), so writes stuck on a dead or leaderless node cannot hide the moment a
+// new leader starts to commit.
 class FailoverWriters {
  public:
   FailoverWriters(const System& sys, const Payload& payload, const KvOptions& o)
       : sys_(sys),
         payload_(payload),
         timeout_ms_(o.timeout_ms),
-        workers_left_(o.clients),
+        workers_left_(o.clients + 1),
         work_(boost::asio::make_work_guard(io_)) {
     client_ = std::make_unique<runtime::HttpClient>(io_);
     for (int i = 0; i < o.clients; ++i) boost::asio::post(io_, [this] { Next(); });
+    boost::asio::post(io_, [this] { Probe(); });
     thread_ = std::thread([this] { io_.run(); });
   }
 
@@ -460,10 +464,14 @@ class FailoverWriters {
     return ack_;
   }
 
-  // Stops issuing and waits for the writes in flight (each bounded by its timeout).
+  // Stops issuing, aborts the writes in flight and joins the thread. Idempotent.
   void Stop() {
     if (!thread_.joinable()) return;
     stopping_ = true;
+    boost::asio::post(io_, [this] {
+      client_.reset();
+      probe_timer_.cancel();
+    });
     thread_.join();
   }
 
@@ -473,13 +481,14 @@ class FailoverWriters {
   }
 
  private:
-  void Next() {
-    if (stopping_) return Retire();
+  // Issues one write; `then` runs after its completion was recorded, with whether it succeeded.
+  template <typename Then>
+  void Write(Then then) {
     const uint64_t ticket = ticket_++;
     const std::string& url = sys_.urls[ticket % sys_.urls.size()];
     const auto start = Steady::now();
     client_->Call(sys_.Put(url, payload_.Key(ticket), payload_.Value(ticket), timeout_ms_),
-                  [this, start, &url](runtime::HttpCallResult r) {
+                  [this, start, &url, then](runtime::HttpCallResult r) {
                     const auto end = Steady::now();
                     const bool good = r.status.ok() && r.http_status == 200;
                     {
@@ -496,27 +505,40 @@ class FailoverWriters {
                       }
                     }
                     cv_.notify_all();
-                    if (good) return Next();
-                    auto timer = std::make_shared<boost::asio::steady_timer>(
-                        io_, std::chrono::milliseconds(10));
-                    timer->async_wait([this, timer](boost::system::error_code) { Next(); });
+                    then(good);
                   });
   }
 
-  // The client is closed from a fresh handler, never inside one of its own callbacks.
+  void Next() {
+    if (stopping_) return Retire();
+    Write([this](bool good) {
+      if (good) return Next();
+      auto timer = std::make_shared<boost::asio::steady_timer>(io_, std::chrono::milliseconds(10));
+      timer->async_wait([this, timer](boost::system::error_code) { Next(); });
+    });
+  }
+
+  void Probe() {
+    if (stopping_) return Retire();
+    if (probes_in_flight_ < 2'000) {
+      ++probes_in_flight_;
+      Write([this](bool) { --probes_in_flight_; });
+    }
+    probe_timer_.expires_after(std::chrono::milliseconds(5));
+    probe_timer_.async_wait([this](boost::system::error_code) { Probe(); });
+  }
+
   void Retire() {
     if (--workers_left_ > 0) return;
-    boost::asio::post(io_, [this] {
-      client_.reset();
-      work_.reset();
-    });
+    boost::asio::post(io_, [this] { work_.reset(); });
   }
 
   const System& sys_;
   const Payload& payload_;
   const int64_t timeout_ms_;
-  int workers_left_;     // io thread only
-  uint64_t ticket_ = 0;  // io thread only
+  int workers_left_;          // io thread only
+  uint64_t ticket_ = 0;       // io thread only
+  int probes_in_flight_ = 0;  // io thread only
   std::atomic<bool> stopping_{false};
   std::mutex mu_;
   std::condition_variable cv_;
@@ -527,6 +549,7 @@ class FailoverWriters {
   std::string ack_url_;
   boost::asio::io_context io_{1};
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
+  boost::asio::steady_timer probe_timer_{io_};
   std::unique_ptr<runtime::HttpClient> client_;
   std::thread thread_;
 };
@@ -607,6 +630,10 @@ int RunFailover(const KvPlan& plan, const KvOptions& o) {
     }
     std::fflush(stdout);
     if (o.restart_cmd.empty()) break;
+    // A restart script may refuse while the old process still exists (until it is reaped).
+    for (int i = 0; i < 100 && Alive(pid); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
     // etcd's member ids are 64-bit hashes; scripts/etcd-cluster.sh numbers its members 1..3 in
     // the order of their URLs.
     const uint64_t restart_id = sys.kind == Kind::kEtcd ? leader->index + 1 : leader->id;
