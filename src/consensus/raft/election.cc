@@ -29,6 +29,13 @@ void RawNode::TickHeartbeat() {
     // serving rather than stay unavailable.
     AbortTransfer();
   }
+  for (auto& [id, pr] : prs_) {
+    // A lost kSnap (or its lost answer) must not stall the follower: probe it again.
+    if (pr.state == Progress::State::kSnapshot &&
+        ++pr.snapshot_elapsed >= config_.snapshot_timeout_tick) {
+      pr.BecomeProbe();
+    }
+  }
   if (election_elapsed_ >= config_.election_tick) {
     election_elapsed_ = 0;
     if (config_.check_quorum && !QuorumActive()) {

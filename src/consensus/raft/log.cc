@@ -18,14 +18,18 @@ namespace {
 
 RaftLog::RaftLog(const Storage* storage)
     : storage_(storage), unstable_offset_(storage->LastIndex() + 1) {
-  committed_ = std::min(storage->InitialState().commit, storage->LastIndex());
+  // The stored commit index may lag a snapshot (hosts persist it lazily); a snapshot is committed.
   applied_ = storage->FirstIndex() - 1;
+  committed_ = std::max(std::min(storage->InitialState().commit, storage->LastIndex()), applied_);
 }
 
 uint64_t RaftLog::TermOrZero(uint64_t i) const {
   if (i >= unstable_offset_) {
     const uint64_t k = i - unstable_offset_;
     return k < unstable_.size() ? unstable_[k].term : 0;
+  }
+  if (pending_snapshot_) {
+    return i == pending_snapshot_->metadata.index ? pending_snapshot_->metadata.term : 0;
   }
   if (i + 1 < storage_->FirstIndex()) return 0;
   Result<uint64_t> t = storage_->Term(i);
@@ -145,7 +149,26 @@ void RaftLog::StableTo(uint64_t index, uint64_t term) {
 }
 
 std::vector<Entry> RaftLog::NextCommitted(uint64_t max_bytes) const {
-  return Slice(applied_ + 1, committed_ + 1, max_bytes);
+  return Slice(std::max(applied_ + 1, FirstIndex()), committed_ + 1, max_bytes);
+}
+
+void RaftLog::Restore(raft::Snapshot snap) {
+  const uint64_t index = snap.metadata.index;
+  if (index <= committed_)
+    Bug("restoring a snapshot at or below the commit index", index, committed_);
+  committed_ = index;
+  unstable_.clear();
+  unstable_offset_ = index + 1;
+  pending_snapshot_ = std::move(snap);
+}
+
+void RaftLog::StableSnapTo(uint64_t index) {
+  if (pending_snapshot_ && pending_snapshot_->metadata.index == index) pending_snapshot_.reset();
+}
+
+Result<raft::Snapshot> RaftLog::Snapshot() const {
+  if (pending_snapshot_) return *pending_snapshot_;
+  return storage_->Snapshot();
 }
 
 }  // namespace dtx::raft

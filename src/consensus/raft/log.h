@@ -1,9 +1,12 @@
 // RaftLog: the core's view of the log - a stable prefix read from Storage plus an unstable suffix
 // the host has not yet persisted - with the commit and apply cursors. Internal to the core.
 //
-// Indexes: 0 is a sentinel (term 0); entries are 1..LastIndex(). Entries in [unstable offset,
+// Indexes: entries are FirstIndex()..LastIndex(); FirstIndex()-1 is the snapshot point (index 0,
+// term 0 without a snapshot) whose term is still known. Entries in [unstable offset,
 // LastIndex()] are handed out by UnstableEntries() until StableTo() confirms their persistence.
-// Invariant: applied <= committed <= LastIndex().
+// A snapshot received from the leader (Restore) is pending until StableSnapTo(): while it is,
+// it replaces the storage's log entirely (FirstIndex() = its index + 1) and nothing is handed out
+// for applying. Invariant: applied <= committed <= LastIndex(), FirstIndex()-1 <= committed.
 //
 // Thread-safety: not thread-safe (owned by one RawNode).
 #pragma once
@@ -23,7 +26,9 @@ class RaftLog {
   // REQUIRES: storage outlives the log.
   explicit RaftLog(const Storage* storage);
 
-  uint64_t FirstIndex() const { return storage_->FirstIndex(); }
+  uint64_t FirstIndex() const {
+    return pending_snapshot_ ? pending_snapshot_->metadata.index + 1 : storage_->FirstIndex();
+  }
   uint64_t LastIndex() const { return unstable_offset_ + unstable_.size() - 1; }
   uint64_t LastTerm() const { return TermOrZero(LastIndex()); }
   uint64_t committed() const { return committed_; }
@@ -64,7 +69,17 @@ class RaftLog {
   // they were replaced since (then the term no longer matches and nothing happens).
   void StableTo(uint64_t index, uint64_t term);
 
-  bool HasNextCommitted() const { return committed_ > applied_; }
+  // Replaces the log by snap (the caller checked that it is beyond the commit index and not in
+  // the log): the log ends at its index, which is committed.
+  void Restore(raft::Snapshot snap);
+  bool HasPendingSnapshot() const { return pending_snapshot_.has_value(); }
+  const std::optional<raft::Snapshot>& PendingSnapshot() const { return pending_snapshot_; }
+  // The host persisted the pending snapshot at index (a no-op if another one replaced it).
+  void StableSnapTo(uint64_t index);
+  // The pending snapshot, else the storage's.
+  Result<raft::Snapshot> Snapshot() const;
+
+  bool HasNextCommitted() const { return !pending_snapshot_ && committed_ > applied_; }
   std::vector<Entry> NextCommitted(uint64_t max_bytes) const;
 
  private:
@@ -74,6 +89,7 @@ class RaftLog {
   const Storage* storage_;
   std::vector<Entry> unstable_;
   uint64_t unstable_offset_;  // index of unstable_[0]
+  std::optional<raft::Snapshot> pending_snapshot_;
   uint64_t committed_ = 0;
   uint64_t applied_ = 0;
 };

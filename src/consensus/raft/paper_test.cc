@@ -720,5 +720,205 @@ TEST(PaperLearnerTest, VotersIgnoreLearnersInElections) {
   EXPECT_EQ(n->TransferLeadership(4).code(), StatusCode::kInvalidArgument);
 }
 
+// A kSnap from leader 2 at `term` carrying a snapshot at (index, snap_term).
+Message SnapMsg(uint64_t term, uint64_t index, uint64_t snap_term, std::string data = "img") {
+  Message m = Msg(MessageType::kSnap, 2, 1, term);
+  m.snapshot.metadata = SnapshotMetadata{index, snap_term};
+  m.snapshot.data = std::move(data);
+  return m;
+}
+
+// 7: "the leader must occasionally send snapshots to followers that lag behind. This happens when
+// the leader has already discarded the next log entry that it needs to send to a follower."
+TEST(PaperSnapshotTest, AFollowerFarBehindGetsTheSnapshot) {
+  TestCluster c(3);
+  const NodeId leader = c.WaitLeader();
+  ASSERT_NE(leader, kNoNode);
+  const NodeId lagging = leader % 3 + 1;
+  c.Isolate(lagging);
+  uint64_t last = 0;
+  for (int i = 0; i < 20; ++i) last = c.ProposeAndSettle(leader, "v" + std::to_string(i));
+  ASSERT_EQ(c.applied(leader).back().index, last);
+  ASSERT_TRUE(c.Compact(leader, last));
+  size_t snaps = 0;
+  c.on_deliver = [&](const Message& m) {
+    if (m.type == MessageType::kSnap) {
+      ++snaps;
+      EXPECT_EQ(m.to, lagging);
+      EXPECT_EQ(m.snapshot.metadata.index, last);
+    }
+  };
+  c.Heal();
+  const uint64_t after = c.ProposeAndSettle(leader, "after");
+  for (int t = 0; t < 5 && c.applied(lagging).size() < after; ++t) {
+    c.TickAll();
+    c.DeliverAll();
+  }
+  EXPECT_EQ(snaps, 1u);
+  EXPECT_EQ(c.storage(lagging).FirstIndex(), last + 1);
+  ASSERT_FALSE(c.applied(lagging).empty());
+  EXPECT_EQ(c.applied(lagging).back().data, "after");
+  EXPECT_EQ(c.applied(lagging).size(), c.applied(leader).size());
+  EXPECT_TRUE(c.AppliedArePrefixes());
+  const Progress* pr = c.node(leader).PeerProgress(lagging);
+  EXPECT_EQ(pr->state, Progress::State::kReplicate);
+  EXPECT_EQ(pr->match, after);
+}
+
+// 7: "Usually the snapshot will contain new information not already in the recipient's log. In
+// this case, the follower discards its entire log; it is all superseded by the snapshot and may
+// possibly have uncommitted entries that conflict with the snapshot."
+TEST(PaperSnapshotTest, FollowerDiscardsItsEntireLogForANewerSnapshot) {
+  auto s = MakeSolo(3, {1, 1, 2, 2}, HardState{2, kNoNode, 1});
+  s->Step(SnapMsg(3, 6, 3));
+  ASSERT_TRUE(s->node->HasReady());
+  Ready rd = s->node->Ready();
+  ASSERT_TRUE(rd.snapshot.has_value());
+  EXPECT_EQ(rd.snapshot->metadata, (SnapshotMetadata{6, 3}));
+  EXPECT_TRUE(rd.must_sync);
+  EXPECT_TRUE(rd.committed_entries.empty());  // the snapshot replaces applying 2..6
+  ASSERT_TRUE(rd.hard_state.has_value());
+  EXPECT_EQ(rd.hard_state->commit, 6u);
+  ASSERT_EQ(rd.messages.size(), 1u);
+  EXPECT_EQ(rd.messages[0].type, MessageType::kAppResp);
+  EXPECT_FALSE(rd.messages[0].reject);
+  EXPECT_EQ(rd.messages[0].index, 6u);
+  testing::PersistReady(s->storage, rd);
+  s->node->Advance(rd);
+  EXPECT_EQ(s->storage.FirstIndex(), 7u);
+  EXPECT_EQ(s->storage.LastIndex(), 6u);
+  EXPECT_EQ(s->node->GetStatus().applied, 6u);
+  EXPECT_EQ(s->node->GetStatus().last_index, 6u);
+  EXPECT_EQ(s->node->log().TermOrZero(3), 0u);  // the conflicting entries are gone
+  // Replication continues right after the snapshot.
+  Message app = Msg(MessageType::kApp, 2, 1, 3);
+  app.index = 6;
+  app.log_term = 3;
+  app.commit = 7;
+  Entry e;
+  e.index = 7;
+  e.term = 3;
+  e.data = "seven";
+  app.entries = {e};
+  s->Step(app);
+  s->Drain();
+  ASSERT_EQ(s->applied.size(), 1u);
+  EXPECT_EQ(s->applied[0].data, "seven");
+}
+
+// 7: "If instead the follower receives a snapshot that describes a prefix of its log (due to
+// retransmission or by mistake), then log entries covered by the snapshot are deleted but entries
+// following the snapshot are still valid and must be retained."
+TEST(PaperSnapshotTest, SnapshotOfAPrefixKeepsTheEntriesAfterIt) {
+  auto s = MakeSolo(3, {1, 1, 1, 1, 1}, HardState{1, kNoNode, 0});
+  s->Step(SnapMsg(1, 3, 1));
+  Ready rd = s->node->Ready();
+  EXPECT_FALSE(rd.snapshot.has_value());  // nothing to restore: the log already has it
+  ASSERT_EQ(rd.committed_entries.size(), 3u);
+  ASSERT_EQ(rd.messages.size(), 1u);
+  // Acknowledges the snapshot, not the entries after it (they may not match the leader's).
+  EXPECT_EQ(rd.messages[0].index, 3u);
+  testing::PersistReady(s->storage, rd);
+  s->node->Advance(rd);
+  EXPECT_EQ(s->node->log().LastIndex(), 5u);
+  EXPECT_EQ(s->node->log().committed(), 3u);
+  // The covered entries are deleted by the host's own compaction; 4 and 5 stay.
+  ASSERT_TRUE(s->storage.CreateSnapshot(3, "mine").ok());
+  ASSERT_TRUE(s->storage.Compact(3).ok());
+  EXPECT_EQ(s->storage.FirstIndex(), 4u);
+  EXPECT_EQ(s->storage.LastIndex(), 5u);
+}
+
+// Retransmission: a snapshot the follower has already committed past changes nothing.
+TEST(PaperSnapshotTest, StaleOrDuplicateSnapshotIsIgnored) {
+  auto s = MakeSolo(3, {1, 1, 1}, HardState{1, kNoNode, 0});
+  s->Step(SnapMsg(2, 8, 2));
+  s->Drain();
+  ASSERT_EQ(s->node->log().committed(), 8u);
+  for (uint64_t index : {8u, 5u}) {
+    s->Step(SnapMsg(2, index, 2));
+    Ready rd = s->node->Ready();
+    EXPECT_FALSE(rd.snapshot.has_value()) << index;
+    ASSERT_EQ(rd.messages.size(), 1u);
+    EXPECT_EQ(rd.messages[0].index, 8u);  // "I have everything up to 8"
+    testing::PersistReady(s->storage, rd);
+    s->node->Advance(rd);
+  }
+  EXPECT_EQ(s->storage.Snapshot()->metadata.index, 8u);
+  // A snapshot from a deposed leader's term is refused with the current term.
+  s->Step(SnapMsg(1, 20, 1));
+  std::vector<Message> out = s->Drain();
+  ASSERT_EQ(out.size(), 0u);  // plain Raft: stale terms are dropped
+  EXPECT_EQ(s->node->log().committed(), 8u);
+}
+
+// The leader sends nothing else to a follower while its snapshot is outstanding, and re-sends it
+// when neither the snapshot nor its answer arrived within snapshot_timeout_tick ticks.
+TEST(PaperSnapshotTest, LostSnapshotIsResentAfterTheTimeout) {
+  TestCluster c(3, 1, [](Config& cfg) { cfg.snapshot_timeout_tick = 20; });
+  const NodeId leader = c.WaitLeader();
+  ASSERT_NE(leader, kNoNode);
+  const NodeId lagging = leader % 3 + 1;
+  c.Isolate(lagging);
+  uint64_t last = 0;
+  for (int i = 0; i < 10; ++i) last = c.ProposeAndSettle(leader, "v" + std::to_string(i));
+  ASSERT_TRUE(c.Compact(leader, last));
+  c.Heal();
+  size_t snaps = 0;
+  size_t appends_while_pending = 0;
+  int tick = 0;
+  int dropped_at = -1;
+  int delivered_at = -1;
+  c.on_deliver = [&](const Message& m) {
+    if (m.to != lagging) return;
+    if (m.type == MessageType::kSnap) {
+      ++snaps;
+      delivered_at = tick;
+    }
+    const Progress* pr = c.node(leader).PeerProgress(lagging);
+    if (m.type == MessageType::kApp && pr != nullptr && pr->state == Progress::State::kSnapshot) {
+      ++appends_while_pending;
+    }
+  };
+  for (; tick < 100 && c.applied(lagging).size() < c.applied(leader).size(); ++tick) {
+    c.TickAll();
+    if (tick == 5) c.ProposeAndSettle(leader, "while pending");
+    for (size_t k = 0; k < 100000 && !c.queue().empty(); ++k) {
+      Message m = c.queue().front();
+      c.queue().pop_front();
+      if (m.type == MessageType::kSnap && dropped_at < 0) {
+        dropped_at = tick;  // the first kSnap is lost
+        continue;
+      }
+      c.Deliver(m);
+    }
+  }
+  ASSERT_GE(dropped_at, 0);
+  EXPECT_GE(delivered_at - dropped_at, 19);
+  EXPECT_EQ(snaps, 1u);  // one delivered, after the lost one
+  EXPECT_EQ(appends_while_pending, 0u);
+  EXPECT_EQ(c.applied(lagging).size(), c.applied(leader).size());
+  EXPECT_TRUE(c.AppliedArePrefixes());
+}
+
+// A node restarted on a compacted storage starts from its snapshot and catches up after it.
+TEST(PaperSnapshotTest, RestartFromASnapshot) {
+  TestCluster c(3);
+  const NodeId leader = c.WaitLeader();
+  ASSERT_NE(leader, kNoNode);
+  for (int i = 0; i < 8; ++i) c.ProposeAndSettle(leader, "v" + std::to_string(i));
+  const NodeId f = leader % 3 + 1;
+  const uint64_t mid = c.applied(f)[5].index;
+  ASSERT_TRUE(c.Compact(f, mid));
+  c.Start(f);
+  EXPECT_EQ(c.node(f).GetStatus().applied, mid);
+  EXPECT_EQ(c.applied(f).size(), 6u);  // restored from the snapshot's image
+  c.Process(f);                        // applies the entries kept after the snapshot
+  EXPECT_EQ(c.applied(f).size(), c.applied(leader).size());
+  c.ProposeAndSettle(leader, "after restart");
+  EXPECT_EQ(c.applied(f).back().data, "after restart");
+  EXPECT_TRUE(c.AppliedArePrefixes());
+}
+
 }  // namespace
 }  // namespace dtx::raft

@@ -12,20 +12,43 @@ void Inflights::FreeFirstOne() {
   if (!last_indexes_.empty()) last_indexes_.pop_front();
 }
 
-bool Progress::IsPaused() const { return state == State::kProbe ? probe_sent : inflights.Full(); }
+bool Progress::IsPaused() const {
+  switch (state) {
+    case State::kProbe:
+      return probe_sent;
+    case State::kReplicate:
+      return inflights.Full();
+    case State::kSnapshot:
+      return true;
+  }
+  return true;
+}
 
 void Progress::BecomeProbe() {
+  const uint64_t after = state == State::kSnapshot ? std::max(match, pending_snapshot) : match;
   state = State::kProbe;
   probe_sent = false;
   inflights.Reset();
-  next = match + 1;
+  pending_snapshot = 0;
+  snapshot_elapsed = 0;
+  next = after + 1;
 }
 
 void Progress::BecomeReplicate() {
   state = State::kReplicate;
   probe_sent = false;
   inflights.Reset();
+  pending_snapshot = 0;
+  snapshot_elapsed = 0;
   next = match + 1;
+}
+
+void Progress::BecomeSnapshot(uint64_t snapshot_index) {
+  state = State::kSnapshot;
+  probe_sent = false;
+  inflights.Reset();
+  pending_snapshot = snapshot_index;
+  snapshot_elapsed = 0;
 }
 
 bool Progress::MaybeUpdate(uint64_t n) {
@@ -51,6 +74,7 @@ void Progress::SentAppend(uint64_t last_index, size_t entries_sent) {
 }
 
 bool Progress::MaybeDecrTo(uint64_t rejected, uint64_t probe_hint) {
+  if (state == State::kSnapshot) return false;
   if (state == State::kReplicate) {
     if (rejected <= match) return false;
     next = match + 1;

@@ -5,7 +5,10 @@
 // at a time and waits for the answer (or a heartbeat response) before sending the next.
 // kReplicate - the logs match up to `match`; the leader streams appends optimistically (next is
 // advanced on send), at most Inflights::capacity() un-acknowledged messages at once.
-// (Snapshot state comes with InstallSnapshot, not in this version.)
+// kSnapshot - the follower needs entries the leader has compacted; a kSnap message carrying the
+// snapshot at pending_snapshot is outstanding. Nothing else is sent until the follower answers
+// (kAppResp at or beyond what the leader still holds: back to replicate) or snapshot_timeout_tick
+// ticks pass (back to probe, which re-sends the snapshot if it is still needed).
 //
 // Thread-safety: not thread-safe (owned by one RawNode).
 #pragma once
@@ -36,7 +39,7 @@ class Inflights {
 };
 
 struct Progress {
-  enum class State { kProbe, kReplicate };
+  enum class State { kProbe, kReplicate, kSnapshot };
 
   explicit Progress(size_t max_inflight) : inflights(max_inflight) {}
 
@@ -49,17 +52,24 @@ struct Progress {
   bool recent_active = false;
   // A non-voting member: replicated to, never counted for commit or quorum.
   bool is_learner = false;
+  // kSnapshot: the index of the snapshot sent, and the leader's ticks since it was sent.
+  uint64_t pending_snapshot = 0;
+  int snapshot_elapsed = 0;
   Inflights inflights;
 
   bool IsPaused() const;
+  // From kSnapshot, probing resumes after the pending snapshot (the follower most likely
+  // installed it); a rejection then moves next back as usual.
   void BecomeProbe();
   void BecomeReplicate();
+  void BecomeSnapshot(uint64_t snapshot_index);
   // An acknowledgement up to n: raises match/next; false if it was stale.
   bool MaybeUpdate(uint64_t n);
   // An append of entries up to last_index was sent (entries_sent > 0) or an empty probe.
   void SentAppend(uint64_t last_index, size_t entries_sent);
   // The follower rejected an append at `rejected`, suggesting `probe_hint` as the highest index
-  // that may match. Returns false if the rejection is stale (answers an older message).
+  // that may match. Returns false if the rejection is stale (answers an older message) or the
+  // follower is in kSnapshot (only the snapshot's answer or its timeout moves it).
   bool MaybeDecrTo(uint64_t rejected, uint64_t probe_hint);
 };
 

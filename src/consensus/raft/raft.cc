@@ -27,6 +27,8 @@ std::string_view MessageTypeName(MessageType t) {
       return "HeartbeatResp";
     case MessageType::kTimeoutNow:
       return "TimeoutNow";
+    case MessageType::kSnap:
+      return "Snap";
   }
   return "?";
 }
@@ -39,6 +41,10 @@ std::string DescribeMessage(const Message& m) {
   if (m.reject) s += " reject hint=" + std::to_string(m.reject_hint);
   if (!m.context.empty()) s += " ctx=" + m.context;
   if (m.transfer) s += " transfer";
+  if (!m.snapshot.empty()) {
+    s += " snap=" + std::to_string(m.snapshot.metadata.index) + "@" +
+         std::to_string(m.snapshot.metadata.term);
+  }
   return s;
 }
 
@@ -77,6 +83,9 @@ Status Config::Validate() const {
     return InvalidArgument("raft config: election_tick must be greater than heartbeat_tick");
   }
   if (max_inflight_msgs < 1) return InvalidArgument("raft config: max_inflight_msgs must be >= 1");
+  if (snapshot_timeout_tick < 1) {
+    return InvalidArgument("raft config: snapshot_timeout_tick must be >= 1");
+  }
   return Status::Ok();
 }
 
@@ -88,9 +97,17 @@ Result<std::unique_ptr<RawNode>> RawNode::Create(const Config& config, const Sto
     return DataLoss("raft: stored commit index " + std::to_string(hs.commit) +
                     " is beyond the last stored entry " + std::to_string(storage->LastIndex()));
   }
-  if (config.applied > hs.commit) {
+  const uint64_t snapshot_index = storage->FirstIndex() - 1;
+  if (config.applied > std::max(hs.commit, snapshot_index)) {
     return InvalidArgument("raft config: applied " + std::to_string(config.applied) +
                            " is beyond the stored commit index " + std::to_string(hs.commit));
+  }
+  if (snapshot_index > 0) {
+    Result<uint64_t> t = storage->Term(snapshot_index);
+    if (!t.ok() || *t == 0) {
+      return DataLoss("raft: storage starts after index " + std::to_string(snapshot_index) +
+                      " but does not know that entry's term");
+    }
   }
   if (hs.vote != kNoNode &&
       std::find(config.peers.begin(), config.peers.end(), hs.vote) == config.peers.end()) {
@@ -110,7 +127,7 @@ RawNode::RawNode(const Config& config, const Storage* storage)
   const HardState hs = storage->InitialState();
   term_ = hs.term;
   vote_ = hs.vote;
-  if (config.applied > 0) log_.AppliedTo(config.applied);
+  if (config.applied > log_.applied()) log_.AppliedTo(config.applied);
   BecomeFollower(term_, kNoNode);
   prev_hard_state_ = HardState{term_, vote_, log_.committed()};
   prev_soft_state_ = SoftState{lead_, role_};
@@ -125,7 +142,12 @@ Status RawNode::Step(const Message& m) {
     return InvalidArgument("raft: message from unknown peer " + std::to_string(m.from));
   }
   const bool is_vote = m.type == MessageType::kVote || m.type == MessageType::kPreVote;
-  const bool from_leader = m.type == MessageType::kApp || m.type == MessageType::kHeartbeat;
+  if (m.type == MessageType::kSnap &&
+      (m.snapshot.metadata.index == 0 || m.snapshot.metadata.term == 0)) {
+    return InvalidArgument("raft: kSnap from " + std::to_string(m.from) + " carries no snapshot");
+  }
+  const bool from_leader = m.type == MessageType::kApp || m.type == MessageType::kHeartbeat ||
+                           m.type == MessageType::kSnap;
   if (m.term > term_) {
     // Leader stickiness: a node that heard from a live leader lately ignores a disruptive
     // candidate (a partitioned node rejoining with a high term cannot depose it) - unless the
@@ -276,7 +298,8 @@ bool RawNode::HasReady() const {
   if (ready_outstanding_) return false;
   if (SoftState{lead_, role_} != prev_soft_state_) return true;
   if (HardState{term_, vote_, log_.committed()} != prev_hard_state_) return true;
-  return log_.HasUnstable() || !msgs_.empty() || log_.HasNextCommitted() || !read_states_.empty();
+  return log_.HasPendingSnapshot() || log_.HasUnstable() || !msgs_.empty() ||
+         log_.HasNextCommitted() || !read_states_.empty();
 }
 
 Ready RawNode::Ready() {
@@ -290,9 +313,10 @@ Ready RawNode::Ready() {
   if (ss != prev_soft_state_) rd.soft_state = ss;
   const HardState hs{term_, vote_, log_.committed()};
   if (hs != prev_hard_state_) rd.hard_state = hs;
+  rd.snapshot = log_.PendingSnapshot();
   rd.entries = log_.UnstableEntries();
-  rd.must_sync =
-      !rd.entries.empty() || hs.term != prev_hard_state_.term || hs.vote != prev_hard_state_.vote;
+  rd.must_sync = rd.snapshot.has_value() || !rd.entries.empty() ||
+                 hs.term != prev_hard_state_.term || hs.vote != prev_hard_state_.vote;
   rd.messages = std::move(msgs_);
   msgs_.clear();
   if (log_.HasNextCommitted())
@@ -306,6 +330,10 @@ void RawNode::Advance(const raft::Ready& rd) {
   ready_outstanding_ = false;
   if (rd.soft_state) prev_soft_state_ = *rd.soft_state;
   if (rd.hard_state) prev_hard_state_ = *rd.hard_state;
+  if (rd.snapshot) {
+    log_.StableSnapTo(rd.snapshot->metadata.index);
+    log_.AppliedTo(rd.snapshot->metadata.index);
+  }
   if (!rd.entries.empty()) log_.StableTo(rd.entries.back().index, rd.entries.back().term);
   if (!rd.committed_entries.empty()) log_.AppliedTo(rd.committed_entries.back().index);
 }

@@ -5,13 +5,22 @@
 //
 //   while (node->HasReady()) {
 //     Ready rd = node->Ready();
-//     1. persist rd.hard_state (if set) and append rd.entries to stable storage, fsync if
-//        rd.must_sync  (MemoryStorage: SetHardState + Append);
+//     1. persist rd.snapshot (if set; it replaces the stored log), then rd.hard_state (if set),
+//        then append rd.entries to stable storage, fsync if rd.must_sync  (MemoryStorage:
+//        ApplySnapshot + SetHardState + Append);
 //     2. only then send rd.messages (every message may depend on that persist: a vote response on
 //        the persisted vote, an append acknowledgement on the persisted entries);
-//     3. apply rd.committed_entries in order; answer rd.read_states once applied >= their index;
+//     3. restore the state machine from rd.snapshot (if set), then apply rd.committed_entries in
+//        order; answer rd.read_states once applied >= their index;
 //     4. node->Advance(rd);
 //   }
+//
+// Log compaction is the host's: once its state machine has applied index i it may store an
+// image of it as the snapshot at i and drop the entries up to i from its Storage
+// (MemoryStorage::CreateSnapshot + Compact, WalStorage::SaveSnapshotAndCompact). A follower
+// that needs a compacted entry then gets the snapshot (kSnap, InstallSnapshot); the follower
+// discards its log unless it already holds the snapshot's last entry (then it only commits up to
+// it and keeps the entries after it).
 //
 // Features in this version: leader election with randomized timeouts (seeded dtx::Rand),
 // pre-vote, check-quorum with leader stickiness (a node that heard from a leader within the
@@ -22,13 +31,14 @@
 // heartbeat round; a new leader first commits an entry of its term), leadership transfer
 // (TransferLeadership: the leader catches the target up and sends it kTimeoutNow; the target
 // campaigns at once, skipping pre-vote and the voters' leader stickiness), learners
-// (Config::learners: non-voting members that receive and apply the log).
+// (Config::learners: non-voting members that receive and apply the log), snapshots with log
+// compaction and InstallSnapshot (a lost kSnap is re-sent after snapshot_timeout_tick ticks).
 //
-// NOT in this version: snapshots / InstallSnapshot / log compaction, membership change (voters
-// and learners are fixed by Config::peers and Config::learners; no promotion of a learner),
-// lease reads, forwarding of proposals or ReadIndex from followers (the host forwards; the core
-// refuses with kFailedPrecondition naming the known leader), async storage writes, flow control
-// by bytes in flight or uncommitted size.
+// NOT in this version: membership change (voters and learners are fixed by Config::peers and
+// Config::learners; no promotion of a learner), lease reads, snapshots sent in chunks (a kSnap
+// carries the whole image), forwarding of proposals or ReadIndex from followers (the host
+// forwards; the core refuses with kFailedPrecondition naming the known leader), async storage
+// writes, flow control by bytes in flight or uncommitted size.
 //
 // Thread-safety: a RawNode is not thread-safe; one thread (or strand) drives it.
 #pragma once
@@ -78,8 +88,13 @@ struct Config {
   bool check_quorum = true;
   // Seed for the randomized election timeout; give every node its own.
   uint64_t seed = 1;
-  // The last index the host's state machine has already applied (0: apply from the start).
+  // The last index the host's state machine has already applied (0: apply from the start). When
+  // the storage holds a snapshot, an applied index below it is raised to the snapshot's index:
+  // the host restores its state machine from Storage::Snapshot() before driving the node.
   uint64_t applied = 0;
+  // Ticks a leader waits for the answer to a kSnap before it probes the follower again (and
+  // re-sends the snapshot if it is still needed). Large snapshots need more. >= 1.
+  int snapshot_timeout_tick = 50;
 
   // kInvalidArgument naming the first bad field.
   Status Validate() const;
@@ -100,10 +115,13 @@ struct SoftState {
 };
 
 struct Ready {
+  // A snapshot from the leader: persist it first (it replaces the stored log), then restore the
+  // state machine from it; applied then jumps to its index.
+  std::optional<raft::Snapshot> snapshot;
   std::optional<SoftState> soft_state;   // set when changed
   std::optional<HardState> hard_state;   // set when changed; persist before sending
   std::vector<Entry> entries;            // append to stable storage before sending
-  bool must_sync = false;                // entries or term/vote changed: fsync before sending
+  bool must_sync = false;                // snapshot, entries or term/vote changed: fsync first
   std::vector<Message> messages;         // send after the persist above
   std::vector<Entry> committed_entries;  // apply in order (after the persist)
   std::vector<ReadState> read_states;
@@ -125,7 +143,8 @@ struct NodeStatus {
 
 class RawNode {
  public:
-  // Builds a node from the config and the state in storage (hard state and stable entries).
+  // Builds a node from the config and the state in storage (hard state, snapshot and stable
+  // entries); it starts with everything up to the snapshot committed and applied.
   // kInvalidArgument for a bad config, kDataLoss when the stored hard state is inconsistent with
   // the stored log. REQUIRES: storage outlives the node.
   static Result<std::unique_ptr<RawNode>> Create(const Config& config, const Storage* storage);
@@ -136,7 +155,8 @@ class RawNode {
   // Advances the logical clock by one tick (elections, heartbeats, check-quorum).
   void Tick();
   // Processes a message from a peer. Stale messages are dropped (Ok). kInvalidArgument when the
-  // message is not addressed to this node or comes from an unknown peer.
+  // message is not addressed to this node, comes from an unknown peer, or is a kSnap without a
+  // snapshot.
   Status Step(const Message& m);
   // Appends `data` as a new entry if this node is the leader; returns its index (its term is
   // GetStatus().term). kFailedPrecondition on a non-leader (the message names the known leader),
@@ -211,10 +231,13 @@ class RawNode {
   void StepFollower(const Message& m);
   void HandleAppend(const Message& m);
   void HandleHeartbeat(const Message& m);
+  void HandleSnapshot(const Message& m);
   void HandleAppendResponse(const Message& m);
   void HandleHeartbeatResponse(const Message& m);
   void AppendEntries(std::vector<Entry> entries);
   void SendAppend(NodeId to, bool send_if_empty);
+  // The follower needs compacted entries: sends the snapshot (false if storage has none now).
+  bool SendSnapshot(NodeId to, Progress& pr);
   void BroadcastAppend();
   void BroadcastHeartbeat(const std::string& context);
   bool MaybeCommit();

@@ -54,6 +54,90 @@ TEST(MemoryStorageTest, EntriesRespectByteBoundButReturnOne) {
   EXPECT_EQ(s.Entries(1, 3, 1000)->size(), 2u);
 }
 
+TEST(MemoryStorageTest, CreateSnapshotThenCompactDropsTheCoveredPrefix) {
+  MemoryStorage s;
+  ASSERT_TRUE(s.Append({E(1, 1, "a"), E(2, 1, "b"), E(3, 2, "c"), E(4, 2, "d")}).ok());
+  EXPECT_EQ(s.Snapshot()->metadata.index, 0u);
+  // Compaction needs a snapshot covering what it drops.
+  EXPECT_EQ(s.Compact(2).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(s.CreateSnapshot(5, "x").code(), StatusCode::kInvalidArgument);
+  ASSERT_TRUE(s.CreateSnapshot(3, "img3").ok());
+  EXPECT_EQ(s.Snapshot()->metadata, (SnapshotMetadata{3, 2}));
+  EXPECT_EQ(s.Snapshot()->data, "img3");
+  EXPECT_EQ(s.FirstIndex(), 1u);  // entries stay until Compact
+  ASSERT_TRUE(s.Compact(2).ok());
+  EXPECT_EQ(s.FirstIndex(), 3u);
+  EXPECT_EQ(*s.Term(2), 1u);
+  EXPECT_EQ(s.Term(1).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(s.Entries(2, 4, 100).status().code(), StatusCode::kInvalidArgument);
+  ASSERT_TRUE(s.Compact(3).ok());
+  EXPECT_EQ(s.FirstIndex(), 4u);
+  EXPECT_EQ(s.LastIndex(), 4u);
+  EXPECT_EQ(*s.Term(3), 2u);
+  EXPECT_EQ((*s.Entries(4, 5, 100))[0].data, "d");
+  EXPECT_TRUE(s.Compact(3).ok());  // at the compaction point: nothing to do
+  EXPECT_EQ(s.Compact(2).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.CreateSnapshot(3, "again").code(), StatusCode::kFailedPrecondition);
+  // Appends below the compaction point are already covered and skipped.
+  ASSERT_TRUE(s.Append({E(3, 2), E(4, 2, "d"), E(5, 3, "e")}).ok());
+  EXPECT_EQ(s.LastIndex(), 5u);
+  EXPECT_EQ(s.Append({E(7, 3)}).code(), StatusCode::kInvalidArgument);
+}
+
+TEST(MemoryStorageTest, ApplySnapshotReplacesTheLogAndRefusesOlderOnes) {
+  MemoryStorage s;
+  ASSERT_TRUE(s.Append(Terms({1, 1, 1})).ok());
+  Snapshot snap{SnapshotMetadata{10, 4}, "img"};
+  ASSERT_TRUE(s.ApplySnapshot(snap).ok());
+  EXPECT_EQ(s.FirstIndex(), 11u);
+  EXPECT_EQ(s.LastIndex(), 10u);
+  EXPECT_EQ(*s.Term(10), 4u);
+  EXPECT_EQ(*s.Snapshot(), snap);
+  EXPECT_EQ(s.ApplySnapshot(snap).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(s.ApplySnapshot(Snapshot{SnapshotMetadata{9, 4}, ""}).code(),
+            StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(s.Append({E(11, 4)}).ok());
+  EXPECT_EQ(s.Append({E(13, 4)}).code(), StatusCode::kInvalidArgument);
+}
+
+TEST(RaftLogTest, RestoreReplacesTheLogUntilTheSnapshotIsStable) {
+  MemoryStorage s;
+  ASSERT_TRUE(s.Append(Terms({1, 1, 2})).ok());
+  RaftLog log(&s);
+  log.Restore(Snapshot{SnapshotMetadata{8, 3}, "img"});
+  EXPECT_EQ(log.FirstIndex(), 9u);
+  EXPECT_EQ(log.LastIndex(), 8u);
+  EXPECT_EQ(log.committed(), 8u);
+  EXPECT_EQ(log.TermOrZero(8), 3u);
+  EXPECT_EQ(log.TermOrZero(2), 0u);  // the stored log is superseded
+  EXPECT_FALSE(log.HasNextCommitted());
+  EXPECT_EQ(log.Snapshot()->data, "img");
+  ASSERT_TRUE(log.MaybeAppend(8, 3, 9, {E(9, 3)}).has_value());
+  // The host persists the snapshot (replacing its log), then the entries.
+  ASSERT_TRUE(s.ApplySnapshot(*log.PendingSnapshot()).ok());
+  log.StableSnapTo(8);
+  ASSERT_TRUE(s.Append(log.UnstableEntries()).ok());
+  log.StableTo(9, 3);
+  log.AppliedTo(8);
+  EXPECT_FALSE(log.HasPendingSnapshot());
+  EXPECT_EQ(log.FirstIndex(), 9u);
+  ASSERT_EQ(log.NextCommitted(1000).size(), 1u);
+  EXPECT_EQ(log.NextCommitted(1000)[0].index, 9u);
+}
+
+TEST(RaftLogTest, StartsFromTheStoredSnapshot) {
+  MemoryStorage s;
+  ASSERT_TRUE(s.ApplySnapshot(Snapshot{SnapshotMetadata{5, 2}, "img"}).ok());
+  ASSERT_TRUE(s.Append({E(6, 2), E(7, 3)}).ok());
+  s.SetHardState(HardState{3, kNoNode, 2});  // a lazily saved commit below the snapshot
+  RaftLog log(&s);
+  EXPECT_EQ(log.applied(), 5u);
+  EXPECT_EQ(log.committed(), 5u);
+  EXPECT_EQ(log.FirstIndex(), 6u);
+  EXPECT_EQ(log.TermOrZero(5), 2u);
+  EXPECT_EQ(log.FindConflictByTerm(7, 1), (std::pair<uint64_t, uint64_t>{5, 2}));
+}
+
 TEST(RaftLogTest, UnstableSuffixBecomesStableOnlyWithMatchingTerm) {
   MemoryStorage s;
   ASSERT_TRUE(s.Append(Terms({1, 1})).ok());
@@ -113,6 +197,19 @@ TEST(ProgressTest, ProbeAcceptsOnlyTheLatestRejection) {
   EXPECT_EQ(pr.inflights.count(), 2u);
 }
 
+TEST(ProgressTest, SnapshotStatePausesUntilAnsweredAndProbesAfterIt) {
+  Progress pr(4);
+  pr.match = 3;
+  pr.next = 4;
+  pr.BecomeSnapshot(20);
+  EXPECT_TRUE(pr.IsPaused());
+  EXPECT_FALSE(pr.MaybeDecrTo(3, 0));  // rejections do not move a pending snapshot
+  pr.BecomeProbe();                    // the timeout: probe right after the snapshot
+  EXPECT_EQ(pr.next, 21u);
+  EXPECT_EQ(pr.pending_snapshot, 0u);
+  EXPECT_FALSE(pr.IsPaused());
+}
+
 TEST(ConfigTest, RejectsBadConfigsWithClearErrors) {
   MemoryStorage s;
   Config c = TestConfig(1, 3);
@@ -168,6 +265,41 @@ TEST(RawNodeTest, RestartRecoversTermVoteAndLog) {
   Drain(*n, s, &applied);
   ASSERT_EQ(applied.size(), 2u);
   EXPECT_EQ(applied[1].data, "x");
+}
+
+TEST(RawNodeTest, CreateStartsFromTheStoredSnapshot) {
+  MemoryStorage s;
+  ASSERT_TRUE(s.ApplySnapshot(Snapshot{SnapshotMetadata{5, 2}, "img"}).ok());
+  ASSERT_TRUE(s.Append({E(6, 2, "six")}).ok());
+  s.SetHardState(HardState{2, kNoNode, 6});
+  // applied below the snapshot is raised to it; beyond the commit index it is refused.
+  Config c = TestConfig(1, 1);
+  c.applied = 3;
+  auto n = MustCreate(c, &s);
+  EXPECT_EQ(n->log().applied(), 5u);
+  std::vector<Entry> applied;
+  Drain(*n, s, &applied);
+  ASSERT_EQ(applied.size(), 1u);
+  EXPECT_EQ(applied[0].data, "six");
+  c.applied = 7;
+  EXPECT_EQ(RawNode::Create(c, &s).status().code(), StatusCode::kInvalidArgument);
+  c.applied = 0;
+  c.snapshot_timeout_tick = 0;
+  EXPECT_EQ(RawNode::Create(c, &s).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(RawNodeTest, SnapMessageWithoutASnapshotIsRefused) {
+  MemoryStorage s;
+  auto n = MustCreate(TestConfig(1, 3), &s);
+  Message m;
+  m.type = MessageType::kSnap;
+  m.from = 2;
+  m.to = 1;
+  m.term = 1;
+  Status st = n->Step(m);
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("no snapshot"), std::string::npos);
+  EXPECT_EQ(n->term(), 0u);
 }
 
 TEST(RawNodeTest, ProposalOnFollowerIsRefusedNamingTheLeader) {
@@ -688,11 +820,12 @@ TEST(LearnerTest, ALearnersTimeoutNeverStartsAnElection) {
 // still commits and every member (learners included) applies the final entry. Adds the number
 // of kTimeoutNow messages delivered (transfers that got as far as the target) to *timeout_now.
 void RunRandomized(uint64_t seed, size_t n, std::function<void(Config&)> tweak, bool transfers,
-                   size_t* timeout_now = nullptr) {
+                   size_t* timeout_now = nullptr, bool compact = false, size_t* snaps = nullptr) {
   Rand rng(seed);
   TestCluster c(n, seed, std::move(tweak));
   c.on_deliver = [&](const Message& m) {
     if (timeout_now != nullptr && m.type == MessageType::kTimeoutNow) ++*timeout_now;
+    if (snaps != nullptr && m.type == MessageType::kSnap) ++*snaps;
   };
   int proposals = 0;
   for (int step = 0; step < 3000; ++step) {
@@ -731,6 +864,12 @@ void RunRandomized(uint64_t seed, size_t n, std::function<void(Config&)> tweak, 
       }
     } else if (r < 94) {
       c.Start(id);
+    } else if (compact && r >= 97) {
+      // Host-side compaction at a random applied index past the current snapshot.
+      const uint64_t first = c.storage(id).FirstIndex();
+      if (c.applied(id).empty() || c.applied(id).back().index < first) continue;
+      const uint64_t index = first + rng.Uniform(c.applied(id).back().index - first + 1);
+      ASSERT_TRUE(c.Compact(id, index));
     } else {
       c.TickAll();
     }
@@ -770,6 +909,17 @@ TEST(RandomizedTest, SafetyUnderDropsReorderPartitionsAndRestarts) {
     RunRandomized(seed, seed % 2 == 0 ? 3 : 5, nullptr, false);
     if (HasFatalFailure()) return;
   }
+}
+
+TEST(RandomizedTest, SafetyWithCompactionAndInstallSnapshot) {
+  size_t snaps = 0;
+  for (uint64_t seed = 0; seed < 150; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    RunRandomized(seed, seed % 2 == 0 ? 3 : 5, nullptr, seed % 3 == 0, nullptr, true, &snaps);
+    if (HasFatalFailure()) return;
+  }
+  // Followers did fall behind a compaction and were sent snapshots.
+  EXPECT_GT(snaps, 100u);
 }
 
 TEST(RandomizedTest, SafetyWithLeadershipTransfers) {

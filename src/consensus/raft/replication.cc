@@ -19,6 +19,11 @@ void RawNode::StepFollower(const Message& m) {
       lead_ = m.from;
       HandleHeartbeat(m);
       break;
+    case MessageType::kSnap:
+      election_elapsed_ = 0;
+      lead_ = m.from;
+      HandleSnapshot(m);
+      break;
     case MessageType::kTimeoutNow:
       // The leader asked: campaign now, without pre-vote (it would only delay the handover).
       if (!learner_) StartElection(false, true);
@@ -66,6 +71,26 @@ void RawNode::HandleAppend(const Message& m) {
   Send(std::move(resp));
 }
 
+void RawNode::HandleSnapshot(const Message& m) {
+  const SnapshotMetadata& md = m.snapshot.metadata;
+  Message resp;
+  resp.type = MessageType::kAppResp;
+  resp.to = m.from;
+  if (md.index <= log_.committed()) {
+    // Stale or duplicate: what we have committed already covers it.
+    resp.index = log_.committed();
+  } else if (log_.MatchTerm(md.index, md.term)) {
+    // The snapshot describes a prefix of our log: the entries after it are still valid. The
+    // answer is the commit index, not the last index: later entries may not match the leader's.
+    log_.CommitTo(md.index);
+    resp.index = log_.committed();
+  } else {
+    log_.Restore(m.snapshot);
+    resp.index = log_.LastIndex();
+  }
+  Send(std::move(resp));
+}
+
 void RawNode::HandleHeartbeat(const Message& m) {
   log_.CommitTo(std::min(m.commit, log_.LastIndex()));
   Message resp;
@@ -93,6 +118,14 @@ void RawNode::HandleAppendResponse(const Message& m) {
   if (!pr.MaybeUpdate(m.index)) return;
   if (pr.state == Progress::State::kProbe) {
     pr.BecomeReplicate();
+  } else if (pr.state == Progress::State::kSnapshot) {
+    // Resume once the follower holds everything before what we can still send; if we compacted
+    // further meanwhile, probing sends the newer snapshot.
+    if (pr.match + 1 >= log_.FirstIndex()) {
+      pr.BecomeReplicate();
+    } else if (pr.match >= pr.pending_snapshot) {
+      pr.BecomeProbe();
+    }
   } else {
     pr.inflights.FreeLE(m.index);
   }
@@ -185,6 +218,10 @@ void RawNode::SendAppend(NodeId to, bool send_if_empty) {
   // Replicate state streams up to the in-flight bound; probe state sends one message.
   for (size_t round = 0; round <= config_.max_inflight_msgs; ++round) {
     if (pr.IsPaused()) return;
+    if (pr.next < log_.FirstIndex()) {
+      SendSnapshot(to, pr);
+      return;
+    }
     const uint64_t last = log_.LastIndex();
     Message m;
     m.type = MessageType::kApp;
@@ -201,6 +238,19 @@ void RawNode::SendAppend(NodeId to, bool send_if_empty) {
     send_if_empty = false;
     if (pr.state == Progress::State::kProbe) return;
   }
+}
+
+bool RawNode::SendSnapshot(NodeId to, Progress& pr) {
+  Result<raft::Snapshot> snap = log_.Snapshot();
+  // Unavailable now (or a storage error): the next heartbeat response tries again.
+  if (!snap.ok() || snap->empty()) return false;
+  Message m;
+  m.type = MessageType::kSnap;
+  m.to = to;
+  pr.BecomeSnapshot(snap->metadata.index);
+  m.snapshot = std::move(snap).value();
+  Send(std::move(m));
+  return true;
 }
 
 void RawNode::BroadcastAppend() {

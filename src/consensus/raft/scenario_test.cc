@@ -9,13 +9,14 @@
 //   expected output (ends at a blank line)
 //
 // Commands: cluster n= [pre_vote= check_quorum= election_tick= seed= max_inflight=
-// max_size= learners=4,5] (pre_vote and check_quorum default to false: plain Raft as in the
-// paper);
+// max_size= learners=4,5 snapshot_timeout=] (pre_vote and check_quorum default to false: plain
+// Raft as in the paper);
 // log ID terms=1,1,2 [term= vote= commit=] (replace a node's stored log, then restart it);
 // campaign ID; tick ID|all [n=]; propose ID DATA; read-index ID CTX; transfer ID TARGET;
 // deliver [from= to= type=] (one pass over the queued messages); stabilize [from= to= type=]
 // (deliver until no message matches); drop [from= to= type=]; queue; cut A B; isolate ID; heal;
 // restart ID (crash: volatile state and the state machine are lost, storage survives);
+// compact ID INDEX (the host snapshots its applied entries up to INDEX and compacts its log);
 // status; raft-log ID; applied ID; check (election safety, log matching, state-machine safety).
 //
 // DTX_REWRITE=1 rewrites the files with the actual output (review the diff before committing).
@@ -178,6 +179,8 @@ class Runner {
         static_cast<int>(ParseU64(a.kv.count("election_tick") ? a.kv.at("election_tick") : "10"));
     over.max_inflight_msgs = ParseU64(a.kv.count("max_inflight") ? a.kv.at("max_inflight") : "256");
     over.max_size_per_msg = ParseU64(a.kv.count("max_size") ? a.kv.at("max_size") : "1048576");
+    over.snapshot_timeout_tick = static_cast<int>(
+        ParseU64(a.kv.count("snapshot_timeout") ? a.kv.at("snapshot_timeout") : "50"));
     const uint64_t seed = ParseU64(a.kv.count("seed") ? a.kv.at("seed") : "1");
     const std::vector<uint64_t> learners =
         ParseList(a.kv.count("learners") ? a.kv.at("learners") : std::string());
@@ -197,6 +200,7 @@ class Runner {
       cfg.election_tick = over.election_tick;
       cfg.max_inflight_msgs = over.max_inflight_msgs;
       cfg.max_size_per_msg = over.max_size_per_msg;
+      cfg.snapshot_timeout_tick = over.snapshot_timeout_tick;
     });
   }
 
@@ -255,6 +259,12 @@ class Runner {
       return;
     }
     if (cmd == "check") return Check();
+    if (cmd == "compact") {
+      const NodeId id = Node(Pos(a, 1));
+      ::testing::AssertionResult r = c_->Compact(id, ParseU64(Pos(a, 2)));
+      if (!r) out_ << "error: " << r.message() << "\n";
+      return;
+    }
     throw ScriptError{"unknown command '" + cmd + "'"};
   }
 
@@ -371,15 +381,20 @@ class Runner {
            (e.data.empty() ? " (empty)" : " " + e.data);
   }
 
+  // The stored entries after the snapshot (FirstIndex() onwards).
   std::vector<Entry> StoredLog(NodeId id) {
     MemoryStorage& st = c_->storage(id);
-    Result<std::vector<Entry>> r = st.Entries(1, st.LastIndex() + 1, UINT64_MAX);
+    Result<std::vector<Entry>> r = st.Entries(st.FirstIndex(), st.LastIndex() + 1, UINT64_MAX);
     if (!r.ok()) throw ScriptError{"storage: " + r.status().ToString()};
     return *r;
   }
 
   void PrintLog(NodeId id) {
     std::vector<Entry> log = StoredLog(id);
+    Result<Snapshot> snap = c_->storage(id).Snapshot();
+    if (snap.ok() && !snap->empty()) {
+      out_ << "snapshot " << snap->metadata.index << "/" << snap->metadata.term << "\n";
+    }
     if (log.empty()) out_ << "empty\n";
     for (const Entry& e : log) out_ << Describe(e) << "\n";
   }
@@ -392,6 +407,7 @@ class Runner {
       << " commit=" << n.GetStatus().commit << " last=" << n.log().LastIndex()
       << " applied=" << (ap.empty() ? 0 : ap.back().index);
     if (n.lead_transferee() != kNoNode) s << " transferee=" << n.lead_transferee();
+    if (c_->storage(id).FirstIndex() > 1) s << " first=" << c_->storage(id).FirstIndex();
     return s.str();
   }
   std::vector<std::string> States() {
@@ -420,17 +436,22 @@ class Runner {
     bool matching = true;
     for (NodeId a = 1; a <= c_->size(); ++a) {
       for (NodeId b = a + 1; b <= c_->size(); ++b) {
-        std::vector<Entry> x = StoredLog(a);
+        // Log matching over the indexes both still hold (compaction drops prefixes): a shared
+        // (index, term) implies identical entries below it.
+        std::map<uint64_t, Entry> x;
+        for (Entry& e : StoredLog(a)) x.emplace(e.index, std::move(e));
         std::vector<Entry> y = StoredLog(b);
-        const size_t common = std::min(x.size(), y.size());
-        // Log matching: a shared (index, term) implies identical logs up to that index.
-        for (size_t k = common; k-- > 0;) {
-          if (x[k].term != y[k].term) continue;
-          if (!std::equal(x.begin(), x.begin() + static_cast<std::ptrdiff_t>(k + 1), y.begin())) {
+        bool shared = false;
+        for (size_t k = y.size(); k-- > 0;) {
+          auto it = x.find(y[k].index);
+          if (it == x.end()) continue;
+          if (!shared && it->second.term != y[k].term) continue;
+          shared = true;
+          if (!(it->second == y[k])) {
             out_ << "log matching VIOLATED between " << a << " and " << b << "\n";
             matching = false;
+            break;
           }
-          break;
         }
       }
     }

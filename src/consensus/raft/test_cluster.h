@@ -1,6 +1,8 @@
 // Test-only harness: a few RawNodes, each persisting every Ready to its own MemoryStorage before
 // its messages enter one shared queue that the test delivers, drops, reorders or partitions by
 // hand. It records every leader seen per term (election safety) and each node's applied entries.
+// Its snapshots (Compact) carry the applied entries themselves, so a node restored from one
+// "applies" exactly the entries it covers and the prefix check still sees them.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -14,12 +16,17 @@
 #include <utility>
 #include <vector>
 
+#include "base/coding.h"
 #include "consensus/raft/raft.h"
 
 namespace dtx::raft::testing {
 
 // Persists rd to storage (the part a host must do before sending) and returns its messages.
 inline std::vector<Message> PersistReady(MemoryStorage& storage, const Ready& rd) {
+  if (rd.snapshot) {
+    Status st = storage.ApplySnapshot(*rd.snapshot);
+    EXPECT_TRUE(st.ok()) << st.ToString();
+  }
   if (rd.hard_state) storage.SetHardState(*rd.hard_state);
   Status s = storage.Append(rd.entries);
   EXPECT_TRUE(s.ok()) << s.ToString();
@@ -39,6 +46,30 @@ inline std::vector<Message> Drain(RawNode& node, MemoryStorage& storage,
     }
     node.Advance(rd);
   }
+  return out;
+}
+
+// The test snapshots' data: the entries applied up to the snapshot, and back.
+inline std::string EncodeEntries(const std::vector<Entry>& entries) {
+  std::string out;
+  for (const Entry& e : entries) {
+    PutU64(out, e.index);
+    PutU64(out, e.term);
+    PutBytes(out, e.data);
+  }
+  return out;
+}
+inline std::vector<Entry> DecodeEntries(std::string_view data) {
+  std::vector<Entry> out;
+  ByteReader r(data);
+  while (r.ok() && r.remaining() > 0) {
+    Entry e;
+    e.index = r.U64();
+    e.term = r.U64();
+    e.data = std::string(r.Bytes());
+    if (r.ok()) out.push_back(std::move(e));
+  }
+  EXPECT_TRUE(r.done()) << "malformed test snapshot";
   return out;
 }
 
@@ -91,7 +122,25 @@ class TestCluster {
     Config c = TestConfig(id, n_, seed_ + restarts_++ * 7919);
     if (tweak_) tweak_(c);
     nodes_[id - 1] = MustCreate(c, storages_[id - 1].get());
-    applied_[id - 1].clear();
+    Result<Snapshot> snap = storages_[id - 1]->Snapshot();
+    applied_[id - 1] = snap.ok() ? DecodeEntries(snap->data) : std::vector<Entry>();
+  }
+
+  // Host-side compaction on node id: snapshots its applied entries up to index (<= its applied
+  // index) and drops the log up to there.
+  ::testing::AssertionResult Compact(NodeId id, uint64_t index) {
+    const std::vector<Entry>& ap = applied_[id - 1];
+    std::vector<Entry> covered;
+    for (const Entry& e : ap) {
+      if (e.index <= index) covered.push_back(e);
+    }
+    if (covered.empty() || covered.back().index != index) {
+      return ::testing::AssertionFailure() << "node " << id << " has not applied " << index;
+    }
+    Status st = storage(id).CreateSnapshot(index, EncodeEntries(covered));
+    if (st.ok()) st = storage(id).Compact(index);
+    if (!st.ok()) return ::testing::AssertionFailure() << st.ToString();
+    return ::testing::AssertionSuccess();
   }
 
   void Cut(NodeId a, NodeId b) {
@@ -112,6 +161,7 @@ class TestCluster {
       Ready rd = n.Ready();
       for (Message& m : PersistReady(storage(id), rd)) queue_.push_back(std::move(m));
       std::vector<Entry>& ap = applied_[id - 1];
+      if (rd.snapshot) ap = DecodeEntries(rd.snapshot->data);
       ap.insert(ap.end(), rd.committed_entries.begin(), rd.committed_entries.end());
       reads_[id - 1].insert(reads_[id - 1].end(), rd.read_states.begin(), rd.read_states.end());
       n.Advance(rd);

@@ -1,5 +1,6 @@
-// The values the Raft core exchanges with its host: log entries, the persistent hard state, and
-// the messages between peers. Plain data: no I/O, no encoding (the transport owns the wire form).
+// The values the Raft core exchanges with its host: log entries, the persistent hard state,
+// snapshots, and the messages between peers. Plain data: no I/O, no encoding (the transport owns
+// the wire form).
 //
 // Thread-safety: values; safe to copy and move between threads.
 #pragma once
@@ -41,6 +42,24 @@ struct HardState {
   bool operator==(const HardState&) const = default;
 };
 
+// Where a snapshot ends: it stands for every entry up to and including index, the last of which
+// had term `term`. (Membership change will add the configuration here.)
+struct SnapshotMetadata {
+  uint64_t index = 0;
+  uint64_t term = 0;
+
+  bool operator==(const SnapshotMetadata&) const = default;
+};
+
+// A state machine image covering the log up to metadata.index; data is opaque to the core.
+struct Snapshot {
+  SnapshotMetadata metadata;
+  std::string data;
+
+  bool empty() const { return metadata.index == 0; }
+  bool operator==(const Snapshot&) const = default;
+};
+
 enum class MessageType : uint8_t {
   kPreVote,        // "would you vote for me at term m.term?" (m.term = candidate's term + 1)
   kPreVoteResp,    // reject = false grants
@@ -51,6 +70,9 @@ enum class MessageType : uint8_t {
   kHeartbeat,      // commit = min(leader's commit, follower's match); context for ReadIndex
   kHeartbeatResp,  // index = responder's last log index; context echoed
   kTimeoutNow,     // leadership transfer: the leader asks the target to campaign at once
+  kSnap,           // InstallSnapshot: `snapshot` replaces the follower's log up to its index;
+                   // the follower answers kAppResp (index = its last index, or its commit when
+                   // the snapshot was stale)
 };
 
 std::string_view MessageTypeName(MessageType t);
@@ -75,6 +97,8 @@ struct Message {
   // kVote: the campaign was asked for by the leader (kTimeoutNow), so voters that heard from a
   // live leader lately vote anyway (leader stickiness does not apply).
   bool transfer = false;
+  // kSnap: the snapshot to install (empty otherwise).
+  Snapshot snapshot;
 
   bool operator==(const Message&) const = default;
 };

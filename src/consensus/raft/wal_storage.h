@@ -48,6 +48,8 @@ class WalStorage final : public Storage {
   uint64_t LastIndex() const override { return entries_.size(); }
   Result<uint64_t> Term(uint64_t i) const override;
   Result<std::vector<Entry>> Entries(uint64_t lo, uint64_t hi, uint64_t max_bytes) const override;
+  // No compaction yet: always the empty snapshot.
+  Result<raft::Snapshot> Snapshot() const override { return raft::Snapshot{}; }
 
   // The persist step of a Ready (see above). After an error the storage must not be used again:
   // the host stops the node (a later Open recovers whatever reached the disk).
