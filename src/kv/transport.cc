@@ -80,6 +80,10 @@ Status Validate(const TransportOptions& o) {
   if (o.max_queued_bytes_per_peer == 0) {
     return InvalidArgument("transport: max_queued_bytes_per_peer must be > 0");
   }
+  if (o.hello_timeout_ms <= 0) {
+    return InvalidArgument("transport: hello_timeout_ms must be > 0, got " +
+                           std::to_string(o.hello_timeout_ms));
+  }
   if (o.reconnect_backoff_ms <= 0) {
     return InvalidArgument("transport: reconnect_backoff_ms must be > 0, got " +
                            std::to_string(o.reconnect_backoff_ms));
@@ -202,7 +206,10 @@ class Transport::Impl : public std::enable_shared_from_this<Transport::Impl> {
         peer->pending.clear();
         peer->state = State::kBackoff;
       }
-      for (const auto& conn : inbound_) conn->socket.close(ignored);
+      for (const auto& conn : inbound_) {
+        conn->socket.close(ignored);
+        conn->hello_timer.cancel();
+      }
       inbound_.clear();
     }
     // Waits for a Receiver call running on another thread; Deliver checks stopped_ under this
@@ -243,8 +250,9 @@ class Transport::Impl : public std::enable_shared_from_this<Transport::Impl> {
   };
 
   struct Inbound {
-    explicit Inbound(tcp::socket s) : socket(std::move(s)) {}
+    explicit Inbound(tcp::socket s) : socket(std::move(s)), hello_timer(socket.get_executor()) {}
     tcp::socket socket;
+    asio::steady_timer hello_timer;
     std::string buf;  // [0, used) received and not yet parsed
     size_t used = 0;
     raft::NodeId peer = raft::kNoNode;  // from the hello
@@ -369,6 +377,16 @@ class Transport::Impl : public std::enable_shared_from_this<Transport::Impl> {
       }
       auto conn = std::make_shared<Inbound>(std::move(socket));
       self->inbound_.insert(conn);
+      conn->hello_timer.expires_after(std::chrono::milliseconds(self->options_.hello_timeout_ms));
+      conn->hello_timer.async_wait([self, conn](const error_code& ec) {
+        std::lock_guard l(self->mu_);
+        if (ec || self->stopped_ || conn->peer != raft::kNoNode) return;
+        if (!self->inbound_.contains(conn)) return;
+        ++self->decode_errors_;
+        spdlog::warn("transport {}: closing a connection that sent no hello within {} ms",
+                     self->options_.self, self->options_.hello_timeout_ms);
+        self->CloseInbound(conn);
+      });
       self->StartRead(conn);
       self->StartAccept();
     });
@@ -447,6 +465,7 @@ class Transport::Impl : public std::enable_shared_from_this<Transport::Impl> {
       if (conn.peer == raft::kNoNode) {
         status = ParseHello(payload, &conn.peer);
         if (!status.ok()) break;
+        conn.hello_timer.cancel();
         continue;
       }
       auto m = raft::DecodeMessage(payload);
@@ -494,6 +513,7 @@ class Transport::Impl : public std::enable_shared_from_this<Transport::Impl> {
   void CloseInbound(const std::shared_ptr<Inbound>& conn) {
     error_code ignored;
     conn->socket.close(ignored);
+    conn->hello_timer.cancel();
     inbound_.erase(conn);
   }
 

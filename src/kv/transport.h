@@ -7,9 +7,9 @@
 // and the first frame is a hello whose payload is "DTXH" | u8 version (1) | u64 sender id (LE);
 // every later payload is raft::EncodeMessage(m). An inbound connection is closed (and
 // decode_errors counted) when its hello is malformed or names an id that is not a configured
-// peer, when a frame is longer than max_frame_bytes or fails its checksum, when a payload does
-// not decode, or when a message's `from` differs from the hello's id. Decoded messages whose
-// `to` is not this node are dropped.
+// peer or arrives later than hello_timeout_ms, when a frame is longer than max_frame_bytes or fails
+// its checksum, when a payload does not decode, or when a message's `from` differs from the hello's
+// id. Decoded messages whose `to` is not this node are dropped.
 //
 // Delivery is best effort, as Raft expects of its network: messages to an unknown or blocked
 // peer, to a peer whose last connection attempt failed, beyond the per-peer queue bound, or in a
@@ -55,6 +55,9 @@ struct TransportOptions {
   // Wait between connection attempts to a peer; doubles after each failure up to
   // max(1 s, reconnect_backoff_ms) and resets on success. > 0.
   int64_t reconnect_backoff_ms = 50;
+  // An inbound connection that has not sent its hello by then is closed (counted in
+  // decode_errors), so idle sockets cannot pile up. > 0.
+  int64_t hello_timeout_ms = 10'000;
 };
 
 class Transport {
@@ -102,9 +105,8 @@ class Transport {
 
   Stats stats() const;
 
-  class Impl;
-
  private:
+  class Impl;
   explicit Transport(std::shared_ptr<Impl> impl);
   std::shared_ptr<Impl> impl_;
 };

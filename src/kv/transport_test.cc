@@ -386,6 +386,25 @@ TEST_F(TransportTest, ProtocolViolationsCloseTheConnectionAndGoodPeersStillWork)
   EXPECT_FALSE(Inbox::HasContext(N(1).inbox.Snapshot(), "x"));
 }
 
+TEST_F(TransportTest, ConnectionWithoutHelloIsClosedAfterTheTimeout) {
+  io_ = std::make_unique<IoThreads>();
+  ports_ = {{1, FreePorts(1)[0]}, {2, 1}};
+  auto o = Options(1, ports_);
+  o.hello_timeout_ms = 50;
+  nodes_[1] = StartNode(io_->io(), o);
+  ASSERT_NE(nodes_[1], nullptr);
+  RawClient silent(ports_.at(1));
+  ASSERT_TRUE(Eventually([&] { return N(1).t->stats().decode_errors == 1; }));
+  EXPECT_TRUE(silent.ClosedByServer());
+  // A connection that did say hello stays open past the timeout.
+  RawClient polite(ports_.at(1));
+  polite.Write(Hello(2));
+  RawClient silent2(ports_.at(1));
+  ASSERT_TRUE(Eventually([&] { return N(1).t->stats().decode_errors == 2; }));
+  polite.Write(Frame(raft::EncodeMessage(Msg(2, 1, "still-open"))));
+  ASSERT_TRUE(N(1).inbox.WaitForContext("still-open"));
+}
+
 TEST_F(TransportTest, RawPeerWithAValidHelloIsServedAndMisaddressedMessagesAreDropped) {
   StartCluster(2);
   RawClient raw(ports_.at(1));
@@ -467,6 +486,7 @@ TEST_F(TransportTest, BadOptionsAreRefused) {
   refused(with([](auto& o) { o.max_frame_bytes = 10; }), "max_frame_bytes");
   refused(with([](auto& o) { o.max_queued_bytes_per_peer = 0; }), "max_queued_bytes_per_peer");
   refused(with([](auto& o) { o.reconnect_backoff_ms = 0; }), "reconnect_backoff_ms");
+  refused(with([](auto& o) { o.hello_timeout_ms = -1; }), "hello_timeout_ms");
   auto no_receiver = Transport::Start(io.io(), base, nullptr);
   ASSERT_FALSE(no_receiver.ok());
   EXPECT_EQ(no_receiver.status().code(), StatusCode::kInvalidArgument);
