@@ -37,46 +37,9 @@ void PutBytes(std::string_view b, std::string* out) {
   out->append(b);
 }
 
-// Message::snapshot arrives with the snapshot work; these templates let the codec build both
-// before and after it (a discarded `if constexpr` branch is only checked inside a template).
-template <typename M>
-concept WithSnapshot = requires(const M& m) {
-  m.snapshot.metadata.index;
-  m.snapshot.metadata.term;
-  m.snapshot.data;
-};
+constexpr uint8_t kNewestVersion = 2;
 
-template <typename M>
-bool CarriesSnapshot(const M& m) {
-  if constexpr (WithSnapshot<M>) {
-    return !(m.snapshot == decltype(m.snapshot){});
-  } else {
-    return false;
-  }
-}
-
-template <typename M>
-void PutSnapshot(const M& m, std::string* out) {
-  if constexpr (WithSnapshot<M>) {
-    PutVarint(m.snapshot.metadata.index, out);
-    PutVarint(m.snapshot.metadata.term, out);
-    PutBytes(m.snapshot.data, out);
-  }
-}
-
-template <typename M>
-size_t SnapshotBytes(const M& m) {
-  if constexpr (WithSnapshot<M>) {
-    return m.snapshot.data.size() + 20;
-  } else {
-    return 0;
-  }
-}
-
-template <typename M>
-constexpr uint8_t NewestVersion() {
-  return WithSnapshot<M> ? 2 : 1;
-}
+bool CarriesSnapshot(const Message& m) { return !(m.snapshot == Snapshot{}); }
 
 class Reader {
  public:
@@ -188,16 +151,13 @@ Status DecodeV1(Reader& r, Message* m) {
   return Status::Ok();
 }
 
-template <typename M>
-Status DecodeSnapshot(Reader& r, M* m) {
-  if constexpr (WithSnapshot<M>) {
-    const size_t at = r.pos();
-    DTX_RETURN_IF_ERROR(r.Varint("snapshot index", &m->snapshot.metadata.index));
-    DTX_RETURN_IF_ERROR(r.Varint("snapshot term", &m->snapshot.metadata.term));
-    DTX_RETURN_IF_ERROR(r.Bytes("snapshot data", &m->snapshot.data));
-    if (!CarriesSnapshot(*m)) {
-      return r.Bad(at, "snapshot", "version 2 with an empty snapshot (written as version 1)");
-    }
+Status DecodeSnapshot(Reader& r, Message* m) {
+  const size_t at = r.pos();
+  DTX_RETURN_IF_ERROR(r.Varint("snapshot index", &m->snapshot.metadata.index));
+  DTX_RETURN_IF_ERROR(r.Varint("snapshot term", &m->snapshot.metadata.term));
+  DTX_RETURN_IF_ERROR(r.Bytes("snapshot data", &m->snapshot.data));
+  if (!CarriesSnapshot(*m)) {
+    return r.Bad(at, "snapshot", "version 2 with an empty snapshot (written as version 1)");
   }
   return Status::Ok();
 }
@@ -208,7 +168,7 @@ void EncodeMessageTo(const Message& m, std::string* out) {
   size_t data_bytes = m.context.size();
   for (const Entry& e : m.entries) data_bytes += e.data.size() + 32;
   const bool snapshot = CarriesSnapshot(m);
-  if (snapshot) data_bytes += SnapshotBytes(m);
+  if (snapshot) data_bytes += m.snapshot.data.size() + 20;
   out->reserve(out->size() + 80 + data_bytes);
   out->push_back(static_cast<char>(snapshot ? 2 : 1));
   out->push_back(static_cast<char>(m.type));
@@ -229,7 +189,11 @@ void EncodeMessageTo(const Message& m, std::string* out) {
     out->push_back(static_cast<char>(e.type));
     PutBytes(e.data, out);
   }
-  if (snapshot) PutSnapshot(m, out);
+  if (snapshot) {
+    PutVarint(m.snapshot.metadata.index, out);
+    PutVarint(m.snapshot.metadata.term, out);
+    PutBytes(m.snapshot.data, out);
+  }
 }
 
 std::string EncodeMessage(const Message& m) {
@@ -244,10 +208,10 @@ Result<Message> DecodeMessage(std::string_view bytes) {
   if (!r.Byte("format version", &version).ok()) {
     return InvalidArgument("raft message: empty input");
   }
-  constexpr uint8_t kNewest = NewestVersion<Message>();
-  if (version < 1 || version > kNewest) {
+  if (version < 1 || version > kNewestVersion) {
     return InvalidArgument("raft message: unknown format version " + std::to_string(version) +
-                           " (this build reads versions 1 to " + std::to_string(kNewest) + ")");
+                           " (this build reads versions 1 to " + std::to_string(kNewestVersion) +
+                           ")");
   }
   Message m;
   DTX_RETURN_IF_ERROR(DecodeV1(r, &m));

@@ -20,9 +20,7 @@
 // Evolution: a field added to Message gets a new format version that appends it, written only
 // when the field is not at its default; the decoder keeps accepting the older versions (the
 // field then has its default), so nodes can be upgraded one at a time as long as the new field
-// is not needed. Version 2 exists only in builds where raft::Message has `snapshot` (codec.cc
-// detects it at compile time while the snapshot work lands; version-2 input is refused as an
-// unknown version otherwise).
+// is not needed.
 //
 // Thread-safety: pure functions; safe to call from any thread.
 #pragma once

@@ -52,16 +52,6 @@ constexpr size_t FieldCount() {
   }
 }
 
-// raft::Message::snapshot arrives with the snapshot work; the test covers it whenever it exists
-// (templates, so the discarded branches need not compile before it does).
-template <typename M>
-concept WithSnapshot = requires(M& m) {
-  m.snapshot.metadata.index;
-  m.snapshot.metadata.term;
-  m.snapshot.data;
-};
-constexpr bool kHasSnapshot = WithSnapshot<Message>;
-
 uint64_t RandomInt(Rand& rnd) {
   // Mostly small values, but every varint length and the extremes too.
   switch (rnd.Uniform(4)) {
@@ -95,14 +85,11 @@ std::vector<MessageType> AllMessageTypes() {
 uint64_t RandomInt(Rand& rnd);
 std::string RandomBytes(Rand& rnd, size_t max_len);
 
-template <typename M>
-void RandomSnapshot(Rand& rnd, M* m) {
-  if constexpr (WithSnapshot<M>) {
-    if (rnd.Chance(0.5)) return;  // half the messages carry none (format version 1)
-    m->snapshot.metadata.index = RandomInt(rnd);
-    m->snapshot.metadata.term = RandomInt(rnd);
-    m->snapshot.data = RandomBytes(rnd, 200);
-  }
+void RandomSnapshot(Rand& rnd, Message* m) {
+  if (rnd.Chance(0.5)) return;  // half the messages carry none (format version 1)
+  m->snapshot.metadata.index = RandomInt(rnd);
+  m->snapshot.metadata.term = RandomInt(rnd);
+  m->snapshot.data = RandomBytes(rnd, 200);
 }
 
 // Sets every field of Message (the FieldCount test below fails when one is added, so a new
@@ -133,33 +120,14 @@ Message RandomMessage(Rand& rnd, MessageType type) {
   return m;
 }
 
-template <typename M>
-constexpr size_t SnapshotFieldCount() {
-  if constexpr (WithSnapshot<M>) {
-    using Snap = decltype(M::snapshot);
-    return FieldCount<Snap>() * 10 + FieldCount<decltype(Snap::metadata)>();
-  } else {
-    return 0;
-  }
-}
-
-template <typename M>
-void SetSnapshot(M* m, uint64_t index, uint64_t term, std::string data) {
-  if constexpr (WithSnapshot<M>) {
-    m->snapshot.metadata.index = index;
-    m->snapshot.metadata.term = term;
-    m->snapshot.data = std::move(data);
-  }
-}
-
 TEST(RaftCodecTest, EncodesEveryFieldOfMessageAndEntry) {
   // If this fails, a field was added to raft::Message or raft::Entry: encode it under a new
   // format version (codec.h), generate it in RandomMessage, then update the counts.
-  EXPECT_EQ(FieldCount<Message>(), kHasSnapshot ? 13u : 12u);
+  EXPECT_EQ(FieldCount<Message>(), 13u);
   EXPECT_EQ(FieldCount<Entry>(), 4u);
-  // Snapshot: metadata and data; SnapshotMetadata: index and term.
-  EXPECT_EQ(SnapshotFieldCount<Message>(), kHasSnapshot ? 22u : 0u);
-  EXPECT_EQ(AllMessageTypes().size(), kHasSnapshot ? 10u : 9u);
+  EXPECT_EQ(FieldCount<Snapshot>(), 2u);
+  EXPECT_EQ(FieldCount<SnapshotMetadata>(), 2u);
+  EXPECT_EQ(AllMessageTypes().size(), 10u);
 }
 
 TEST(RaftCodecTest, DefaultMessageRoundTrips) {
@@ -201,13 +169,12 @@ TEST(RaftCodecTest, EveryTruncationIsRefused) {
 }
 
 TEST(RaftCodecTest, SnapshotsUseVersionTwoAndOnlyWhenPresent) {
-  if (!kHasSnapshot) GTEST_SKIP() << "raft::Message has no snapshot in this build";
   Message m;
-  m.type = static_cast<MessageType>(AllMessageTypes().back());
+  m.type = MessageType::kSnap;
   m.from = 1;
   m.to = 2;
   EXPECT_EQ(EncodeMessage(m)[0], 1);  // no snapshot: readable by version-1 readers
-  SetSnapshot(&m, 7, 3, "image");
+  m.snapshot = Snapshot{{7, 3}, "image"};
   std::string b = EncodeMessage(m);
   EXPECT_EQ(b[0], 2);
   auto d = DecodeMessage(b);
