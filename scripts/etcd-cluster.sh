@@ -20,14 +20,16 @@ die() { echo "etcd-cluster: $*" >&2; exit 1; }
 cmd=$1
 dir=$2
 
+# Sets `port` to a port nobody listens on that this cluster has not taken yet. Below 32768, out
+# of Linux's default range of ephemeral ports, so outgoing connections do not take it meanwhile.
+# (No $(...) here: the list of taken ports must survive the call.)
 free_port() {
   local p
   for _ in $(seq 1 100); do
-    p=$((20000 + RANDOM % 20000))
-    # Not in use and not already handed to another member of this cluster.
+    p=$((20000 + RANDOM % 12000))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && [[ " ${taken[*]} " != *" $p "* ]]; then
       taken+=("$p")
-      echo "$p"
+      port=$p
       return
     fi
   done
@@ -65,7 +67,8 @@ pid_of() { cat "$dir/e$1.pid" 2>/dev/null || true; }
 # Whether $1 is a live etcd process (a recorded pid may have been reused after a crash).
 is_etcd() { [[ -n $1 && $(cat "/proc/$1/comm" 2>/dev/null) == etcd ]]; }
 
-# Waits (bounded, about 30 s) until every member in "$@" answers /health with true.
+# Waits (bounded, about 30 s) until every member in "$@" answers /health with true. Returns 1
+# if a member exited (a port taken meanwhile, for instance).
 wait_healthy() {
   local i pid
   for _ in $(seq 1 300); do
@@ -73,8 +76,9 @@ wait_healthy() {
     for i in "$@"; do
       pid=$(pid_of "$i")
       if ! is_etcd "$pid"; then
-        tail -n 20 "$dir/e$i.log" >&2 || true
-        die "member e$i exited during start-up (log: $dir/e$i.log)"
+        echo "etcd-cluster: member e$i exited during start-up; its log ($dir/e$i.log) ends:" >&2
+        tail -n 3 "$dir/e$i.log" >&2 || true
+        return 1
       fi
       curl -fsS -m 1 "$(client_url "$i")/health" 2>/dev/null | grep -q '"health":"true"' || all=0
     done
@@ -89,6 +93,25 @@ print_members() {
   for i in "$@"; do echo "etcd $i $(client_url "$i") pid $(pid_of "$i")"; done
 }
 
+# TERM every member, wait for them (bounded, 10 s), then KILL what is left.
+stop_all() {
+  local i pid pids=() alive
+  for i in 1 2 3; do
+    pid=$(pid_of "$i")
+    if is_etcd "$pid" && kill "$pid" 2>/dev/null; then pids+=("$pid"); fi
+  done
+  for _ in $(seq 1 100); do
+    alive=0
+    for pid in ${pids[@]+"${pids[@]}"}; do is_etcd "$pid" && alive=1; done
+    ((alive)) || break
+    sleep 0.1
+  done
+  for pid in ${pids[@]+"${pids[@]}"}; do
+    if is_etcd "$pid"; then kill -9 "$pid" 2>/dev/null || true; fi
+  done
+  rm -f "$dir"/e?.pid
+}
+
 declare -a client_port peer_port
 taken=()
 case $cmd in
@@ -100,15 +123,25 @@ case $cmd in
       pid=$(pid_of "$i")
       if is_etcd "$pid"; then die "member e$i already runs (pid $pid)"; fi
     done
-    rm -rf "$dir"/e1 "$dir"/e2 "$dir"/e3 "$dir"/e?.log "$dir"/e?.pid "$dir/ports"
-    for i in 1 2 3; do
-      client_port[$i]=$(free_port)
-      peer_port[$i]=$(free_port)
-      echo "$i ${client_port[$i]} ${peer_port[$i]}" >>"$dir/ports"
+    # A port can be taken between the check and etcd's bind: then start over on other ports.
+    for attempt in 1 2 3; do
+      rm -rf "$dir"/e1 "$dir"/e2 "$dir"/e3 "$dir"/e?.log "$dir"/e?.pid "$dir/ports"
+      for i in 1 2 3; do
+        free_port
+        client_port[$i]=$port
+        free_port
+        peer_port[$i]=$port
+        echo "$i ${client_port[$i]} ${peer_port[$i]}" >>"$dir/ports"
+      done
+      for i in 1 2 3; do launch "$i" new; done
+      if wait_healthy 1 2 3; then
+        print_members 1 2 3
+        exit 0
+      fi
+      stop_all
+      echo "etcd-cluster: start attempt $attempt failed" >&2
     done
-    for i in 1 2 3; do launch "$i" new; done
-    wait_healthy 1 2 3
-    print_members 1 2 3
+    die "the cluster did not start (logs: $dir/e*.log)"
     ;;
   restart)
     [[ $# -eq 3 && $3 =~ ^[123]$ ]] || usage
@@ -117,24 +150,12 @@ case $cmd in
     pid=$(pid_of "$3")
     if is_etcd "$pid"; then die "member e$3 still runs (pid $pid)"; fi
     launch "$3" existing
-    wait_healthy "$3"
+    wait_healthy "$3" || die "member e$3 did not come back (log: $dir/e$3.log)"
     print_members "$3"
     ;;
   stop)
     [[ -d $dir ]] || exit 0
-    pids=()
-    for i in 1 2 3; do
-      pid=$(pid_of "$i")
-      if is_etcd "$pid" && kill "$pid" 2>/dev/null; then pids+=("$pid"); fi
-    done
-    for _ in $(seq 1 100); do
-      alive=0
-      for pid in ${pids[@]+"${pids[@]}"}; do is_etcd "$pid" && alive=1; done
-      ((alive)) || break
-      sleep 0.1
-    done
-    for pid in ${pids[@]+"${pids[@]}"}; do is_etcd "$pid" && kill -9 "$pid" 2>/dev/null; done
-    rm -f "$dir"/e?.pid
+    stop_all
     ;;
   *) usage ;;
 esac

@@ -231,6 +231,34 @@ struct System {
     return s;
   }
 
+  // The stored value of `key` read through `base` (linearizable on both systems), or nothing
+  // when the key is missing or the read failed.
+  std::optional<std::string> Read(BlockingHttp& http, const std::string& base,
+                                  const std::string& key, int64_t timeout_ms) const {
+    if (kind == Kind::kDtxkv) {
+      auto r = http.Call("GET", base + "/v1/kv/" + key, "", timeout_ms);
+      if (!r.status.ok() || r.http_status != 200) return std::nullopt;
+      return r.body;
+    }
+    auto r = http.Call("POST", base + "/v3/kv/range",
+                       "{\"key\":\"" + coord::Base64Encode(key) + "\"}", timeout_ms);
+    if (!r.status.ok() || r.http_status != 200) return std::nullopt;
+    const json j = json::parse(r.body, nullptr, /*allow_exceptions=*/false);
+    if (!j.is_object() || !j.contains("kvs") || !j["kvs"].is_array() || j["kvs"].empty()) {
+      return std::nullopt;
+    }
+    const json& v = j["kvs"][0];
+    if (!v.is_object() || !v.contains("value") || !v["value"].is_string()) return std::nullopt;
+    // Compared in base64 by the caller's encoding of the expected value.
+    return v["value"].get<std::string>();
+  }
+
+  // Whether `stored` (as Read returns it) is `value`.
+  bool Matches(const std::optional<std::string>& stored, std::string_view value) const {
+    if (!stored) return false;
+    return kind == Kind::kDtxkv ? *stored == value : *stored == coord::Base64Encode(value);
+  }
+
   Result<NodeView> Probe(BlockingHttp& http, const std::string& base) const {
     if (kind == Kind::kDtxkv) {
       auto r = http.Call("GET", base + "/v1/status");
@@ -332,6 +360,26 @@ LoadSpec WriteSpec(const System& sys, std::vector<std::string> urls, const Paylo
   return spec;
 }
 
+// Reads up to `samples` keys spread over tickets [0, issued) back through `base`; returns how
+// many were wrong or missing. A write that failed may legitimately be missing, so the caller
+// only treats a mismatch as a fault when every write succeeded.
+int ReadBack(const System& sys, BlockingHttp& http, const std::string& base, const Payload& payload,
+             uint64_t issued, int samples, int64_t timeout_ms, int* checked) {
+  int wrong = 0;
+  *checked = 0;
+  const uint64_t n = std::min<uint64_t>(issued, static_cast<uint64_t>(samples));
+  for (uint64_t i = 0; i < n; ++i) {
+    // "+ i" keeps the sample from aliasing with the round-robin over the nodes.
+    const uint64_t ticket = std::min(issued - 1, i * (issued / n) + i);
+    ++*checked;
+    if (!sys.Matches(sys.Read(http, base, payload.Key(ticket), timeout_ms),
+                     payload.Value(ticket))) {
+      ++wrong;
+    }
+  }
+  return wrong;
+}
+
 struct Row {
   std::string system;
   std::string target;
@@ -393,11 +441,21 @@ int RunBench(const KvPlan& plan, const KvOptions& o) {
       LoadSpec spec = WriteSpec(sys, urls, payload, o);
       spec.deadline = After(o.seconds);
       LoadResult r = RunLoad(spec);
-      payload.NextRun();
       Row row{sys.name, target,   r.rate(),     Summarize(std::move(r.latencies_us)),
               r.ok,     r.errors, r.first_error};
       PrintRow(row);
       if (r.ok == 0) rc = 1;
+      // Read back through the leader: a write acknowledged but stored wrongly is a fault, not a
+      // figure.
+      if (auto leader = WaitForLeader(sys, http, false, o.settle_seconds); leader.ok()) {
+        int checked = 0;
+        const int wrong = ReadBack(sys, http, sys.urls[leader->index], payload, r.ok + r.errors, 20,
+                                   o.timeout_ms, &checked);
+        std::printf("%31s read back %d sampled keys through the leader: %d wrong or missing\n", "",
+                    checked, wrong);
+        if (wrong > 0 && r.errors == 0) rc = 1;
+      }
+      payload.NextRun();
       rows.push_back(std::move(row));
     }
   }
@@ -746,14 +804,8 @@ int RunKvLoad(const KvPlan& plan, const KvOptions& o) {
     rc = 1;
   }
 
-  // A sample of the keys read back through the leader.
-  int checked = 0, wrong = 0;
-  for (uint64_t i = 0; i < 100 && i < o.keys; ++i) {
-    const uint64_t ticket = i * (o.keys / std::min<uint64_t>(o.keys, 100));
-    auto g = http.Call("GET", leader_url + "/v1/kv/" + payload.Key(ticket), "", o.timeout_ms);
-    ++checked;
-    if (!g.status.ok() || g.http_status != 200 || g.body != payload.Value(ticket)) ++wrong;
-  }
+  int checked = 0;
+  const int wrong = ReadBack(sys, http, leader_url, payload, o.keys, 100, o.timeout_ms, &checked);
   std::printf("read back %d sampled keys through the leader: %d wrong or missing\n", checked,
               wrong);
   if (wrong > 0 && r.errors == 0) rc = 1;
