@@ -5,7 +5,7 @@ CMAKE_FLAGS ?=
 LISTEN ?= 127.0.0.1:36789
 DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: deps configure build run test sanitize fuzz bench demo bank-bench kv-bench clean
+.PHONY: deps configure build run test sanitize fuzz bench demo bank-bench kv-bench kv-cluster kv-stop clean
 
 deps:
 	bash scripts/install-deps.sh
@@ -40,8 +40,15 @@ bank-bench: build
 	bash scripts/bank-bench.sh $(BUILD_DIR)
 
 # dtxkv beside a 3-member etcd 3.4 cluster: writes/s, p50/p99, failover, RSS (docs/benchmarks.md).
+# A local 3-node dtxkv cluster on loopback (scripts/kv-cluster.sh; data and logs in ./kv-data).
+kv-cluster: build
+	bash scripts/kv-cluster.sh start $(BUILD_DIR) $(CURDIR)/kv-data
+
+kv-stop:
+	bash scripts/kv-cluster.sh stop $(CURDIR)/kv-data
+
 kv-bench: build
 	bash scripts/kv-bench.sh $(BUILD_DIR)
 
 clean:
-	rm -rf $(BUILD_DIR) build-asan build-fuzz demo-data
+	rm -rf $(BUILD_DIR) build-asan build-fuzz demo-data kv-data

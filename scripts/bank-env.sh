@@ -24,14 +24,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-  local p
-  for _ in $(seq 1 50); do
-    p=$((20000 + RANDOM % 20000))
-    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-  done
-  echo "no free port found" >&2; exit 1
-}
+source "$here/common.sh"  # free_port
 
 # Waits (bounded) until URL answers 200.
 wait_http() {
