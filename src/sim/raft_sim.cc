@@ -108,6 +108,61 @@ std::string DescribeOp(const check::Op& op) {
   return "?";
 }
 
+// The state machine's snapshot image: the kv map and the dedup sessions.
+std::string EncodeState(const std::map<std::string, std::string>& kv,
+                        const std::map<uint64_t, std::pair<uint64_t, OpResult>>& sessions) {
+  std::string out;
+  PutU64(out, kv.size());
+  for (const auto& [k, v] : kv) {
+    PutBytes(out, k);
+    PutBytes(out, v);
+  }
+  PutU64(out, sessions.size());
+  for (const auto& [client, s] : sessions) {
+    PutU64(out, client);
+    PutU64(out, s.first);
+    PutU8(out, s.second.swapped ? 1 : 0);
+    PutU8(out, s.second.value ? 1 : 0);
+    PutBytes(out, s.second.value.value_or(""));
+  }
+  return out;
+}
+
+bool DecodeState(std::string_view data, std::map<std::string, std::string>* kv,
+                 std::map<uint64_t, std::pair<uint64_t, OpResult>>* sessions) {
+  ByteReader r(data);
+  kv->clear();
+  sessions->clear();
+  const uint64_t nkv = r.U64();
+  for (uint64_t i = 0; i < nkv && r.ok(); ++i) {
+    std::string k(r.Bytes());
+    std::string v(r.Bytes());
+    (*kv)[std::move(k)] = std::move(v);
+  }
+  const uint64_t ns = r.U64();
+  for (uint64_t i = 0; i < ns && r.ok(); ++i) {
+    const uint64_t client = r.U64();
+    const uint64_t req = r.U64();
+    OpResult res;
+    res.swapped = r.U8() != 0;
+    const bool has_value = r.U8() != 0;
+    std::string v(r.Bytes());
+    if (has_value) res.value = std::move(v);
+    (*sessions)[client] = {req, std::move(res)};
+  }
+  return r.done();
+}
+
+// FNV-1a: a cheap fingerprint of a state machine image.
+uint64_t Fingerprint(std::string_view data) {
+  uint64_t h = 1469598103934665603ull;
+  for (char c : data) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
 struct ReadRequest {
   uint64_t client = 0;
   uint64_t req = 0;
@@ -159,6 +214,9 @@ class RaftSim {
     int n = opts_.nodes;
     if (n != 3 && n != 5) n = rand_.Chance(0.7) ? 3 : 5;
     report_.stats.nodes = n;
+    snapshot_every_ =
+        opts_.snapshot_every >= 0 ? opts_.snapshot_every : static_cast<int>(rand_.Range(5, 50));
+    report_.stats.snapshot_every = snapshot_every_;
     fault_end_ = opts_.fault_phase_us;
     for (int i = 1; i <= n; ++i) {
       Node node;
@@ -168,7 +226,8 @@ class RaftSim {
           1, static_cast<int64_t>(static_cast<double>(opts_.tick_us) * (1 + drift)));
       nodes_.push_back(std::move(node));
     }
-    Trace("cluster of {} nodes, fault phase {}ms", n, opts_.fault_phase_us / 1000);
+    Trace("cluster of {} nodes, fault phase {}ms, snapshot every {} entries", n,
+          opts_.fault_phase_us / 1000, snapshot_every_);
     for (Node& node : nodes_) Start(node);
     for (int c = 1; c <= opts_.clients + 1; ++c) {
       Client cl;
@@ -302,8 +361,20 @@ class RaftSim {
     node.proposals.clear();
     node.reads_pending.clear();
     node.reads_ready.clear();
-    Trace("n{} starts: term {}, last index {}, commit {}", node.id, node.raft->term(),
-          node.storage->LastIndex(), node.storage->InitialState().commit);
+    if (node.storage->snapshot_metadata().index > 0) {
+      Result<raft::Snapshot> snap = node.storage->Snapshot();
+      if (!snap.ok()) {
+        Violation("restart", fmt::format("n{} cannot read its snapshot: {}", node.id,
+                                         snap.status().ToString()));
+        node.up = false;
+        return;
+      }
+      ++report_.stats.restarts_from_snapshot;
+      Restore(node, *snap);
+    }
+    Trace("n{} starts: term {}, snapshot {}, last index {}, commit {}", node.id, node.raft->term(),
+          node.storage->snapshot_metadata().index, node.storage->LastIndex(),
+          node.storage->InitialState().commit);
     At(now_ + rand_.Range(0, node.tick_period_us),
        [this, id = node.id, inc = node.incarnation] { Tick(id, inc); });
   }
@@ -330,14 +401,15 @@ class RaftSim {
       raft::Ready rd = node.raft->Ready();
       // A crash in the middle of a persist: the fsync fails after the write (so the write is on
       // its way but not durable) and the node dies before sending anything.
-      const bool crash_in_persist =
-          opts_.crashes && !healed_ && !rd.entries.empty() && rand_.Chance(0.004);
+      const bool crash_in_persist = opts_.crashes && !healed_ &&
+                                    (!rd.entries.empty() || rd.snapshot) &&
+                                    rand_.Chance(rd.snapshot ? 0.2 : 0.004);
       if (crash_in_persist) node.env->SetSyncError(true);
       Status st = node.storage->Persist(rd);
       if (crash_in_persist) {
         ++report_.stats.persist_crashes;
-        Trace("n{} crashes inside a persist of {} entries ({})", node.id, rd.entries.size(),
-              st.ok() ? "nothing to sync" : "fsync failed");
+        Trace("n{} crashes inside a persist of {} entries{} ({})", node.id, rd.entries.size(),
+              rd.snapshot ? " and a snapshot" : "", st.ok() ? "nothing to sync" : "fsync failed");
         Crash(node);
         node.env->SetSyncError(false);
         ScheduleRestart(node.id);
@@ -349,6 +421,12 @@ class RaftSim {
         return;
       }
       for (const Message& m : rd.messages) SendRaft(m);
+      if (rd.snapshot) {
+        ++report_.stats.installs;
+        Trace("n{} installs the leader's snapshot at {} (term {})", node.id,
+              rd.snapshot->metadata.index, rd.snapshot->metadata.term);
+        Restore(node, *rd.snapshot);
+      }
       for (const Entry& e : rd.committed_entries) Apply(node, e);
       for (const raft::ReadState& rs : rd.read_states) {
         auto it = node.reads_pending.find(rs.context);
@@ -358,9 +436,65 @@ class RaftSim {
       }
       ServeReads(node);
       node.raft->Advance(rd);
+      MaybeCompact(node);
+      if (!node.up) return;
     }
     if (!node.up) return;
     ObserveRole(node);
+  }
+
+  // Replaces the state machine by a snapshot's image and checks it against what the nodes that
+  // applied up to its index had.
+  void Restore(Node& node, const raft::Snapshot& snap) {
+    if (!DecodeState(snap.data, &node.kv, &node.sessions)) {
+      Violation("snapshot",
+                fmt::format("n{} cannot decode the snapshot at {}", node.id, snap.metadata.index));
+    }
+    node.applied = snap.metadata.index;
+    RecordState(node, "restores");
+  }
+
+  // State-machine safety across snapshots: one fingerprint per index, whoever got there first.
+  void RecordState(Node& node, std::string_view how) {
+    const uint64_t fp = Fingerprint(EncodeState(node.kv, node.sessions));
+    auto [it, inserted] = state_at_.emplace(node.applied, fp);
+    if (!inserted && it->second != fp) {
+      Violation("state-machine safety",
+                fmt::format("n{} {} a state at index {} that differs from the state another node "
+                            "had there",
+                            node.id, how, node.applied));
+    }
+  }
+
+  // Every snapshot_every applied entries: snapshot the state machine and compact the log.
+  void MaybeCompact(Node& node) {
+    if (snapshot_every_ == 0) return;
+    const uint64_t since = node.storage->snapshot_metadata().index;
+    if (node.applied < since + static_cast<uint64_t>(snapshot_every_)) return;
+    // A crash either makes the snapshot file's fsync fail or hits right after the compaction.
+    const bool crash = opts_.crashes && !healed_ && rand_.Chance(0.05);
+    const bool fail_sync = crash && rand_.Chance(0.5);
+    if (fail_sync) node.env->SetSyncError(true);
+    std::map<std::string, std::string> kv = node.kv;
+    if (opts_.break_mode == RaftBreak::kBadSnapshots && !kv.empty()) kv.erase(kv.begin());
+    Status st = node.storage->SaveSnapshotAndCompact(node.applied, EncodeState(kv, node.sessions));
+    if (crash) {
+      ++report_.stats.compaction_crashes;
+      Trace("n{} crashes inside a compaction at {} ({})", node.id, node.applied,
+            st.ok() ? "completed" : st.ToString());
+      Crash(node);
+      node.env->SetSyncError(false);
+      ScheduleRestart(node.id);
+      return;
+    }
+    if (!st.ok()) {
+      Violation("storage",
+                fmt::format("n{} cannot compact at {}: {}", node.id, node.applied, st.ToString()));
+      Crash(node);
+      return;
+    }
+    ++report_.stats.snapshots;
+    Trace("n{} snapshots at {} and compacts its log", node.id, node.applied);
   }
 
   void ObserveRole(Node& node) {
@@ -394,15 +528,19 @@ class RaftSim {
     const uint64_t commit = node.raft->log().committed();
     while (commit_records_.size() < commit) {
       const uint64_t i = commit_records_.size() + 1;
+      // Term 0: compacted here before any leader was seen committing it (unknown, not checked).
       commit_records_.push_back(CommitRecord{node.raft->log().TermOrZero(i), node.raft->term()});
     }
   }
 
   void CheckLeaderCompleteness(Node& node) {
     const uint64_t term = node.raft->term();
-    for (uint64_t i = 1; i <= commit_records_.size(); ++i) {
+    // Below the snapshot the log is compacted: its entries were committed, and the state
+    // fingerprints check what they did.
+    const uint64_t from = std::max<uint64_t>(1, node.raft->log().FirstIndex() - 1);
+    for (uint64_t i = from; i <= commit_records_.size(); ++i) {
       const CommitRecord& c = commit_records_[i - 1];
-      if (c.commit_term >= term) continue;
+      if (c.commit_term >= term || c.term == 0) continue;
       const uint64_t have = node.raft->log().TermOrZero(i);
       if (have != c.term) {
         Violation("leader completeness",
@@ -431,13 +569,15 @@ class RaftSim {
     } else {
       applied_log_.push_back(e);
     }
-    if (e.index <= commit_records_.size() && commit_records_[e.index - 1].term != e.term) {
+    if (e.index <= commit_records_.size() && commit_records_[e.index - 1].term != 0 &&
+        commit_records_[e.index - 1].term != e.term) {
       Violation("state-machine safety",
                 fmt::format("n{} applies term {} at index {}, a leader committed term {}", node.id,
                             e.term, e.index, commit_records_[e.index - 1].term));
     }
     auto prop = node.proposals.find(e.index);
     if (e.data.empty()) {
+      RecordState(node, "applies");
       if (prop != node.proposals.end()) {
         ReplyRetry(node, prop->second.first, prop->second.second);
         node.proposals.erase(prop);
@@ -464,6 +604,7 @@ class RaftSim {
       }
       session = {cmd->req, res};
     }
+    RecordState(node, "applies");
     if (prop == node.proposals.end()) return;
     const auto [client, req] = prop->second;
     node.proposals.erase(prop);
@@ -813,23 +954,29 @@ class RaftSim {
   }
 
   void CheckLogMatching() {
+    // Over the indexes both logs still hold (compaction drops prefixes).
     std::vector<std::pair<NodeId, std::vector<Entry>>> logs;
     for (const Node& node : nodes_) {
       if (!node.up) continue;
       const raft::RaftLog& log = node.raft->log();
-      logs.emplace_back(node.id, log.Slice(1, log.LastIndex() + 1, UINT64_MAX));
+      logs.emplace_back(node.id, log.Slice(log.FirstIndex(), log.LastIndex() + 1, UINT64_MAX));
     }
     for (size_t a = 0; a < logs.size(); ++a) {
       for (size_t b = a + 1; b < logs.size(); ++b) {
         const auto& x = logs[a].second;
         const auto& y = logs[b].second;
-        size_t k = std::min(x.size(), y.size());
-        while (k > 0 && x[k - 1].term != y[k - 1].term) --k;
-        for (size_t i = 0; i < k; ++i) {
-          if (!(x[i] == y[i])) {
+        if (x.empty() || y.empty()) continue;
+        const uint64_t lo = std::max(x.front().index, y.front().index);
+        uint64_t hi = std::min(x.back().index, y.back().index);
+        auto at = [](const std::vector<Entry>& v, uint64_t i) -> const Entry& {
+          return v[i - v.front().index];
+        };
+        while (hi >= lo && at(x, hi).term != at(y, hi).term) --hi;
+        for (uint64_t i = lo; i <= hi; ++i) {
+          if (!(at(x, i) == at(y, i))) {
             Violation("log matching",
                       fmt::format("n{} and n{} agree on term {} at index {} but differ at {}",
-                                  logs[a].first, logs[b].first, x[k - 1].term, k, i + 1));
+                                  logs[a].first, logs[b].first, at(x, hi).term, hi, i));
             return;
           }
         }
@@ -865,8 +1012,10 @@ class RaftSim {
   bool done_ = false;
   uint64_t final_index_ = 0;
   std::set<std::pair<NodeId, NodeId>> blocked_;
-  std::map<uint64_t, NodeId> leaders_;  // term -> leader
-  std::vector<Entry> applied_log_;      // what was applied at each index, first seen
+  std::map<uint64_t, NodeId> leaders_;     // term -> leader
+  std::vector<Entry> applied_log_;         // what was applied at each index, first seen
+  std::map<uint64_t, uint64_t> state_at_;  // index -> state machine fingerprint, first seen
+  int snapshot_every_ = 0;
   std::vector<CommitRecord> commit_records_;
   std::map<std::string, std::string> last_written_;
   std::map<std::string, int> violations_per_kind_;
@@ -900,6 +1049,10 @@ Status ValidateRaftSimOptions(const RaftSimOptions& o) {
   if (o.client_timeout_us < 10'000 || o.client_timeout_us > 60'000'000) {
     return InvalidArgument("raft sim: client_timeout_us must be in [10 ms, 60 s]");
   }
+  if (o.snapshot_every < -1 || o.snapshot_every > 1'000'000) {
+    return InvalidArgument(
+        fmt::format("raft sim: snapshot_every must be in [-1, 1000000], got {}", o.snapshot_every));
+  }
   return Status::Ok();
 }
 
@@ -917,11 +1070,12 @@ std::string FormatRaftStats(const RaftSimReport& r) {
   const RaftSimStats& s = r.stats;
   return fmt::format(
       "seed {}: {} nodes, {} ops ({} ok, {} unknown), {} committed, {} leaders, {} crashes, {} "
-      "partitions, {} crashes inside a persist, {} messages ({} dropped, {} duplicated), {} "
-      "events, {} checker states, "
-      "end t={}ms",
+      "partitions, {} crashes inside a persist, {} inside a compaction, snapshot every {}: {} "
+      "snapshots, {} installed, {} restarts from one, {} messages ({} dropped, {} duplicated), {} "
+      "events, {} checker states, end t={}ms",
       r.seed, s.nodes, s.ops, s.ok, s.unknown, s.committed, s.elections, s.crashes, s.partitions,
-      s.persist_crashes, s.messages, s.dropped, s.duplicated, s.events, s.check_states,
+      s.persist_crashes, s.compaction_crashes, s.snapshot_every, s.snapshots, s.installs,
+      s.restarts_from_snapshot, s.messages, s.dropped, s.duplicated, s.events, s.check_states,
       s.end_us / 1000);
 }
 
@@ -930,8 +1084,10 @@ std::string RaftReplayCommand(const RaftSimOptions& o) {
   if (o.nodes == 3 || o.nodes == 5) cmd += fmt::format(" --nodes {}", o.nodes);
   if (!o.faults) cmd += " --no-faults";
   if (!o.crashes) cmd += " --no-crashes";
+  if (o.snapshot_every >= 0) cmd += fmt::format(" --snapshot-every {}", o.snapshot_every);
   if (o.break_mode == RaftBreak::kUnsyncedAppends) cmd += " --break-unsynced-appends";
   if (o.break_mode == RaftBreak::kLocalReads) cmd += " --break-local-reads";
+  if (o.break_mode == RaftBreak::kBadSnapshots) cmd += " --break-snapshots";
   return cmd;
 }
 

@@ -15,12 +15,20 @@
 //     duplicates; partitions for random periods, symmetric (two sides) or one-way (a set of
 //     directed links blocked);
 //   - crashes: MemEnv::SimulateCrash (unsynced writes lost, the last write possibly torn), a
-//     random downtime, then a restart from the WAL with a fresh RawNode and an empty state
-//     machine rebuilt from the committed log; some crashes hit inside a persist (the WAL's
-//     fsync fails after its write, the node dies before sending), which leaves written but
-//     unsynced WAL data for the crash to drop or tear;
+//     random downtime, then a restart from the WAL with a fresh RawNode and a state machine
+//     restored from the node's snapshot and rebuilt from the committed log after it; some crashes
+//     hit inside a persist (the WAL's fsync fails after its write, the node dies before sending),
+//     which leaves written but unsynced WAL data for the crash to drop or tear;
 //   - clock drift: each node ticks at its own rate within +-max_drift of the nominal tick.
+//   - crashes inside a compaction (the snapshot file's fsync fails) and inside the install of a
+//     snapshot received from the leader (a persist whose Ready carries it).
 // Then a heal phase: every node restarted, no partitions, drops, duplicates or crashes.
+//
+// Snapshots: every node snapshots its state machine (the kv map and the per-client dedup
+// sessions) every K applied entries (RaftSimOptions::snapshot_every, K from the seed in [5, 50]
+// by default) and compacts its WAL (WalStorage::SaveSnapshotAndCompact); a restarted node starts
+// from its snapshot and applies only what follows; a node that fell behind a compaction gets
+// the leader's snapshot (kSnap) and restores its state machine from it.
 //
 // The workload: a few clients issue put, cas (expected value or absent) and get on a few keys,
 // one operation at a time, to the node they think leads; a refusal names the leader to retry
@@ -33,6 +41,8 @@
 //   - election safety: at most one leader per term;
 //   - state-machine safety: every node applies, at each index, the same entry as every other
 //     node ever did (also across restarts), so applied sequences are prefixes of each other;
+//     and the state machine (a hash of kv map and sessions) after index i is the same on every
+//     node, whether it got there by applying entries or by restoring a snapshot at i;
 //   - log matching: two logs holding an entry with the same index and term are identical up to
 //     it (checked periodically and at the end over the live nodes);
 //   - leader completeness: a new leader's log holds every entry applied anywhere before;
@@ -58,6 +68,8 @@ enum class RaftBreak {
   kUnsyncedAppends,
   // A node that thinks it leads answers gets from its own state machine without ReadIndex.
   kLocalReads,
+  // Snapshot images lose the state machine's first key: nodes restored from them diverge.
+  kBadSnapshots,
 };
 
 struct RaftSimOptions {
@@ -76,6 +88,9 @@ struct RaftSimOptions {
   int64_t tick_us = 10'000;  // nominal tick; election_tick 10, heartbeat_tick 1
   double max_drift = 0.05;   // each node's tick period is tick_us * (1 + d), |d| <= max_drift
   int64_t client_timeout_us = 300'000;
+  // Snapshot and compact every this many applied entries: -1 draws it from the seed in [5, 50],
+  // 0 never snapshots.
+  int snapshot_every = -1;
   // Deliberately broken variant, to prove the checks catch real bugs. Never set outside tests.
   RaftBreak break_mode = RaftBreak::kNone;
 };
@@ -93,6 +108,11 @@ struct RaftSimStats {
   uint64_t dropped = 0;
   uint64_t duplicated = 0;
   uint64_t committed = 0;  // highest index applied anywhere
+  int snapshot_every = 0;  // K (0: no snapshots)
+  int snapshots = 0;       // compactions done
+  int installs = 0;        // snapshots received from a leader and restored
+  int restarts_from_snapshot = 0;
+  int compaction_crashes = 0;  // crashes inside a compaction
   uint64_t events = 0;
   uint64_t check_states = 0;  // linearizability checker states explored
   int64_t end_us = 0;

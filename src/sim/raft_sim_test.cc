@@ -65,6 +65,10 @@ TEST(RaftSimTest, ThousandSeedsWithAllFaults) {
   uint64_t persist_crashes = 0;
   uint64_t partitions = 0;
   uint64_t committed = 0;
+  uint64_t snapshots = 0;
+  uint64_t installs = 0;
+  uint64_t restarts_from_snapshot = 0;
+  uint64_t compaction_crashes = 0;
   for (uint64_t seed = 1; seed <= 1000; ++seed) {
     RaftSimOptions o;
     o.seed = seed;
@@ -75,6 +79,10 @@ TEST(RaftSimTest, ThousandSeedsWithAllFaults) {
     persist_crashes += r.stats.persist_crashes;
     partitions += r.stats.partitions;
     committed += r.stats.committed;
+    snapshots += r.stats.snapshots;
+    installs += r.stats.installs;
+    restarts_from_snapshot += r.stats.restarts_from_snapshot;
+    compaction_crashes += r.stats.compaction_crashes;
     if (!r.ok()) {
       ++failed;
       ADD_FAILURE() << Describe(o, r);
@@ -85,12 +93,20 @@ TEST(RaftSimTest, ThousandSeedsWithAllFaults) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::cout << "1000 seeds: " << secs << " s, " << ops << " ops (" << ok << " ok), " << committed
             << " entries committed, " << crashes << " crashes (" << persist_crashes
-            << " inside a persist), " << partitions << " partitions\n";
+            << " inside a persist, " << compaction_crashes << " inside a compaction), "
+            << partitions << " partitions, " << snapshots << " snapshots, " << installs
+            << " installed from a "
+            << "leader, " << restarts_from_snapshot << " restarts from a snapshot\n";
   // The faults must actually happen and the clients must get work done.
   EXPECT_GT(crashes, 1000u);
   EXPECT_GT(persist_crashes, 100u);
   EXPECT_GT(partitions, 1000u);
   EXPECT_GT(ok, ops / 2);
+  // Snapshots are taken, sent to lagging nodes, restarted from, and crashed in.
+  EXPECT_GT(snapshots, 1000u);
+  EXPECT_GT(installs, 100u);
+  EXPECT_GT(restarts_from_snapshot, 1000u);
+  EXPECT_GT(compaction_crashes, 100u);
 }
 
 TEST(RaftSimTest, SameSeedSameTrace) {
@@ -138,6 +154,16 @@ TEST(RaftSimTest, LocalReadsAreCaught) {
   const uint64_t seed = FirstSafetyViolation(RaftBreak::kLocalReads, 1500, &found);
   EXPECT_NE(seed, 0u) << "no seed in 1..1500 caught reads served without ReadIndex";
   std::cout << "local reads caught at seed " << seed << ": " << found << "\n";
+}
+
+TEST(RaftSimTest, BadSnapshotsAreCaught) {
+  // A restored image that differs from what the appliers had at its index is a state-machine
+  // safety violation even before a client reads the damage.
+  std::string found;
+  const uint64_t seed = FirstSafetyViolation(RaftBreak::kBadSnapshots, 50, &found);
+  EXPECT_NE(seed, 0u) << "no seed in 1..50 caught snapshots that lose state";
+  EXPECT_EQ(found.rfind("state-machine safety", 0), 0u) << found;
+  std::cout << "bad snapshots caught at seed " << seed << ": " << found << "\n";
 }
 
 }  // namespace

@@ -2,7 +2,7 @@
 //
 //   dtxsim coord --seed N [--txns K] [--branch-txns K] [--trace] [--no-crashes] [--no-faults]
 //   dtxsim coord --seeds A..B [--txns K] [--verbose]
-//   dtxsim raft --seed N [--nodes 3|5] [--trace] [--no-crashes] [--no-faults]
+//   dtxsim raft --seed N [--nodes 3|5] [--trace] [--no-crashes] [--no-faults] [--snapshot-every K]
 //   dtxsim raft --seeds A..B [--verbose]
 //
 // Exit status: 0 all invariants held, 1 some run violated an invariant, 2 bad arguments.
@@ -161,6 +161,7 @@ int main(int argc, char** argv) {
   bool raft_verbose = false;
   bool raft_break_unsynced = false;
   bool raft_break_local_reads = false;
+  bool raft_break_snapshots = false;
   auto* raft_seed_opt = raft->add_option("--seed", raft_seed, "run this one seed");
   auto* raft_seeds_opt = raft->add_option("--seeds", raft_seeds, "run the seeds A..B (inclusive)");
   raft_seed_opt->excludes(raft_seeds_opt);
@@ -177,13 +178,22 @@ int main(int argc, char** argv) {
       ->excludes(raft_seeds_opt);
   raft->add_flag("--no-crashes", raft_no_crashes, "no node crash-restarts");
   raft->add_flag("--no-faults", raft_no_faults, "no network faults or partitions");
+  raft->add_option("--snapshot-every", raft_opts.snapshot_every,
+                   "snapshot and compact every N applied entries (0: never; default: from the "
+                   "seed)")
+      ->check(CLI::Range(0, 1'000'000));
   raft->add_flag("--verbose,-v", raft_verbose, "print statistics of every run");
   auto* unsynced_opt =
       raft->add_flag("--break-unsynced-appends", raft_break_unsynced,
                      "deliberately broken storage: entries acknowledged without a sync");
-  raft->add_flag("--break-local-reads", raft_break_local_reads,
-                 "deliberately broken reads: a leader answers gets locally, without ReadIndex")
-      ->excludes(unsynced_opt);
+  auto* local_reads_opt =
+      raft->add_flag("--break-local-reads", raft_break_local_reads,
+                     "deliberately broken reads: a leader answers gets locally, without ReadIndex")
+          ->excludes(unsynced_opt);
+  raft->add_flag("--break-snapshots", raft_break_snapshots,
+                 "deliberately broken snapshots: the image loses the first key")
+      ->excludes(unsynced_opt)
+      ->excludes(local_reads_opt);
 
   try {
     app.parse(argc, argv);
@@ -209,6 +219,7 @@ int main(int argc, char** argv) {
     raft_opts.faults = !raft_no_faults;
     if (raft_break_unsynced) raft_opts.break_mode = dtx::sim::RaftBreak::kUnsyncedAppends;
     if (raft_break_local_reads) raft_opts.break_mode = dtx::sim::RaftBreak::kLocalReads;
+    if (raft_break_snapshots) raft_opts.break_mode = dtx::sim::RaftBreak::kBadSnapshots;
     return RunRaft(raft_opts, raft_seed, raft_seeds, raft_verbose);
   }
   opts.crashes = !no_crashes;
