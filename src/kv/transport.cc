@@ -4,6 +4,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <algorithm>
 #include <atomic>
 #include <boost/asio/connect.hpp>
@@ -36,6 +38,13 @@ constexpr size_t kHelloBytes = 4 + 1 + 8;
 constexpr size_t kReadChunk = 64 << 10;
 constexpr int64_t kMaxBackoffMs = 1000;
 constexpr int64_t kAcceptRetryMs = 100;
+// A dial to a host that silently drops packets would otherwise hang for the kernel's SYN
+// retries (about two minutes) while messages queue for it.
+constexpr int64_t kConnectTimeoutMs = 2000;
+// Written data unacknowledged this long closes the connection (TCP_USER_TIMEOUT), so a peer host
+// that vanished without a reset is noticed and re-dialled.
+constexpr int kUserTimeoutMs = 5000;
+using TcpUserTimeout = asio::detail::socket_option::integer<IPPROTO_TCP, TCP_USER_TIMEOUT>;
 
 void PutU32(uint32_t v, char* p) {
   for (int i = 0; i < 4; ++i) p[i] = static_cast<char>(v >> (8 * i));
@@ -264,6 +273,12 @@ class Transport::Impl : public std::enable_shared_from_this<Transport::Impl> {
     peer->state = State::kConnecting;
     auto conn = std::make_shared<OutConn>(io_);
     peer->conn = conn;
+    peer->timer.expires_after(std::chrono::milliseconds(kConnectTimeoutMs));
+    peer->timer.async_wait([self = shared_from_this(), peer, conn](const error_code& ec) {
+      std::lock_guard l(self->mu_);
+      if (ec || self->stopped_ || peer->conn != conn || peer->state != State::kConnecting) return;
+      self->ConnectFailed(peer, "timed out");
+    });
     peer->resolver.async_resolve(
         peer->addr.host, std::to_string(peer->addr.port),
         [self = shared_from_this(), peer, conn](const error_code& ec,
@@ -282,8 +297,10 @@ class Transport::Impl : public std::enable_shared_from_this<Transport::Impl> {
     std::lock_guard l(mu_);
     if (stopped_ || peer->conn != conn) return;
     if (ec) return ConnectFailed(peer, ec.message());
+    peer->timer.cancel();
     error_code ignored;
     conn->socket.set_option(tcp::no_delay(true), ignored);
+    conn->socket.set_option(TcpUserTimeout(kUserTimeoutMs), ignored);
     peer->state = State::kConnected;
     peer->backoff_ms = options_.reconnect_backoff_ms;
     peer->hello_pending = true;

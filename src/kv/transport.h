@@ -1,8 +1,10 @@
 // Transport: ships raft::Message values between dtxkv nodes over TCP.
 //
 // Every node listens on one address and dials every configured peer: one outgoing connection per
-// peer, used only for writing, re-dialled with backoff whenever it breaks. Inbound connections
-// are only read from. On a connection, every frame is
+// peer, used only for writing, re-dialled with backoff whenever it breaks. A dial that has not
+// completed within 2 s fails; written data left unacknowledged for 5 s breaks the connection
+// (TCP_USER_TIMEOUT), so a peer host that vanished without a reset is noticed. Inbound
+// connections are only read from. On a connection, every frame is
 //   u32 payload length (LE) | u32 crc32c(payload) (LE) | payload
 // and the first frame is a hello whose payload is "DTXH" | u8 version (1) | u64 sender id (LE);
 // every later payload is raft::EncodeMessage(m). An inbound connection is closed (and

@@ -460,6 +460,32 @@ TEST_F(TransportTest, QueueBeyondTheBoundIsDropped) {
   EXPECT_LT(s.dropped, 100u);
 }
 
+TEST_F(TransportTest, HangingConnectAttemptTimesOut) {
+  io_ = std::make_unique<IoThreads>();
+  // A listener whose accept queue is full: the kernel drops further SYNs, so a dial hangs.
+  asio::io_context raw_io;
+  tcp::acceptor full(raw_io);
+  full.open(tcp::v4());
+  full.bind(tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  full.listen(0);
+  const uint16_t port = full.local_endpoint().port();
+  // async_connect starts a non-blocking connect at once; raw_io never runs, nothing waits.
+  std::vector<std::unique_ptr<tcp::socket>> fillers;
+  for (int i = 0; i < 3; ++i) {
+    fillers.push_back(std::make_unique<tcp::socket>(raw_io));
+    fillers.back()->async_connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port),
+                                  [](const boost::system::error_code&) {});
+  }
+  ports_ = {{1, FreePorts(1)[0]}, {2, port}};
+  nodes_[1] = StartNode(io_->io(), Options(1, ports_));
+  ASSERT_NE(nodes_[1], nullptr);
+  // Queued while the attempt is pending, dropped when it times out (2 s).
+  N(1).t->Send({Msg(1, 2, "waits")});
+  EXPECT_EQ(N(1).t->stats().dropped, 0u);
+  ASSERT_TRUE(Eventually([&] { return N(1).t->stats().dropped == 1; }));
+  EXPECT_EQ(N(1).t->stats().connects, 0u);
+}
+
 TEST_F(TransportTest, BadOptionsAreRefused) {
   IoThreads io;
   auto refused = [&](TransportOptions o, const std::string& what) {
