@@ -772,6 +772,200 @@ TEST(RaftBattery, UnreliableChurn) {
   ForSeeds(5, [](RaftCluster& c) { Churn(c, true); });
 }
 
+// ---------------------------------------------------------------- snapshots (6.824 2D)
+
+constexpr uint64_t kSnapEvery = 10;
+
+void WithSnapshots(RaftClusterOptions& o) { o.snapshot_every = kSnapEvery; }
+
+void ForSeedsWithSnapshots(int nodes, const std::function<void(RaftCluster&)>& body) {
+  RunSeeds(nodes, body, WithSnapshots, true);
+}
+
+// Compaction keeps every log short: a few snapshot intervals at most (plus a burst of proposals
+// not yet applied), however many entries were committed.
+void ExpectCompacted(const RaftCluster& c) {
+  for (NodeId id = 1; id <= static_cast<NodeId>(c.size()); ++id) {
+    if (!c.up(id)) continue;
+    EXPECT_LE(c.last_index(id) + 1 - c.first_index(id), 3 * kSnapEvery + 20)
+        << "n" << id << " keeps entries " << c.first_index(id) << ".." << c.last_index(id);
+  }
+}
+
+// 6.824's snapcommon: in each round a victim (a follower, or every third round the leader) is
+// cut off (disconnected or crashed) while the others commit more than a snapshot interval, so
+// the leader compacts past the victim's log; back, the victim must be brought up to date by an
+// InstallSnapshot, and everyone agrees again.
+void SnapCommon(RaftCluster& c, bool disconnect, bool reliable, bool crash) {
+  const int n = c.size();
+  c.SetUnreliable(!reliable);
+  int seq = 0;
+  auto next = [&seq] { return fmt::format("s{}", seq++); };
+  ASSERT_OK(c.One(next(), n, true).status());
+  ASSERT_OK_AND_ASSIGN(NodeId leader1, c.CheckOneLeader());
+  for (int i = 0; i < 30; ++i) {
+    NodeId victim = Peer(c, leader1, 1);
+    NodeId sender = leader1;
+    if (i % 3 == 1) {
+      sender = Peer(c, leader1, 1);
+      victim = leader1;
+    }
+    if (disconnect) {
+      c.Disconnect(victim);
+      ASSERT_OK(c.One(next(), n - 1, true).status()) << "round " << i;
+    }
+    if (crash) {
+      c.Crash(victim);
+      ASSERT_OK(c.One(next(), n - 1, true).status()) << "round " << i;
+    }
+    const uint64_t burst = kSnapEvery / 2 + c.rand().Uniform(kSnapEvery);
+    for (uint64_t j = 0; j < burst; ++j) (void)c.Propose(sender, next());
+    ASSERT_OK(c.One(next(), disconnect || crash ? n - 1 : n, true).status()) << "round " << i;
+    ExpectCompacted(c);
+    if (disconnect) {
+      c.Connect(victim);
+      ASSERT_OK(c.One(next(), n, true).status()) << "round " << i;
+      ASSERT_OK_AND_ASSIGN(leader1, c.CheckOneLeader());
+    }
+    if (crash) {
+      ASSERT_OK(c.Restart(victim));
+      ASSERT_OK(c.One(next(), n, true).status()) << "round " << i;
+      ASSERT_OK_AND_ASSIGN(leader1, c.CheckOneLeader());
+    }
+  }
+  EXPECT_GT(c.compactions(), 0u);
+  if (disconnect || crash) {
+    EXPECT_GT(c.messages_sent(MessageType::kSnap), 0u) << "no InstallSnapshot was needed";
+    EXPECT_GT(c.snapshots_installed(), 0u) << "no follower restored a leader's snapshot";
+  }
+  Stats("snap seed {}: compactions {} kSnap {} installs {}", c.seed(), c.compactions(),
+        c.messages_sent(MessageType::kSnap), c.snapshots_installed());
+}
+
+// 6.824 "snapshots basic": with everyone up, nodes compact as they apply and agreement goes on.
+TEST(RaftBattery, SnapshotBasic) {
+  ForSeedsWithSnapshots(3, [](RaftCluster& c) { SnapCommon(c, false, true, false); });
+}
+
+// 6.824 "install snapshots (disconnect)".
+TEST(RaftBattery, SnapshotInstallDisconnect) {
+  ForSeedsWithSnapshots(3, [](RaftCluster& c) { SnapCommon(c, true, true, false); });
+}
+
+// 6.824 "install snapshots (disconnect+unreliable)".
+TEST(RaftBattery, SnapshotInstallDisconnectUnreliable) {
+  ForSeedsWithSnapshots(3, [](RaftCluster& c) { SnapCommon(c, true, false, false); });
+}
+
+// 6.824 "install snapshots (crash)": the victim also restores from its own stored snapshot.
+TEST(RaftBattery, SnapshotInstallCrash) {
+  ForSeedsWithSnapshots(3, [](RaftCluster& c) { SnapCommon(c, false, true, true); });
+}
+
+// 6.824 "install snapshots (unreliable+crash)".
+TEST(RaftBattery, SnapshotInstallCrashUnreliable) {
+  ForSeedsWithSnapshots(3, [](RaftCluster& c) { SnapCommon(c, false, false, true); });
+}
+
+// 6.824 "crash and restart all servers" with snapshots: every node restarts from its stored
+// snapshot plus the WAL after it, and the log keeps growing from where it was.
+TEST(RaftBattery, SnapshotAllCrash) {
+  ForSeedsWithSnapshots(3, [](RaftCluster& c) {
+    int seq = 0;
+    ASSERT_OK(c.One(fmt::format("a{}", seq++), 3, true).status());
+    for (int i = 0; i < 5; ++i) {
+      const uint64_t burst = kSnapEvery / 2 + c.rand().Uniform(kSnapEvery);
+      for (uint64_t j = 0; j < burst; ++j) {
+        ASSERT_OK(c.One(fmt::format("a{}", seq++), 1, true).status());
+      }
+      ASSERT_OK_AND_ASSIGN(uint64_t index1, c.One(fmt::format("a{}", seq++), 3, true));
+      std::vector<uint64_t> first;
+      for (NodeId id = 1; id <= 3; ++id) first.push_back(c.first_index(id));
+      for (NodeId id = 1; id <= 3; ++id) c.Crash(id);
+      for (NodeId id = 1; id <= 3; ++id) ASSERT_OK(c.Restart(id));
+      for (NodeId id = 1; id <= 3; ++id) {
+        EXPECT_EQ(c.first_index(id), first[id - 1]) << "n" << id << " restarted from another "
+                                                    << "snapshot than it had compacted to";
+        EXPECT_GE(c.applied(id), c.first_index(id) - 1) << "n" << id << " skipped its snapshot";
+      }
+      ASSERT_OK_AND_ASSIGN(uint64_t index2, c.One(fmt::format("a{}", seq++), 3, true));
+      EXPECT_GT(index2, index1) << "round " << i;
+    }
+    EXPECT_GT(c.first_index(1), 1u) << "no compaction in five rounds";
+  });
+}
+
+// 6.824 "snapshot initialization after crash": restarting from a snapshot with no entries after
+// it, twice in a row, still works.
+TEST(RaftBattery, SnapshotInit) {
+  ForSeedsWithSnapshots(3, [](RaftCluster& c) {
+    ASSERT_OK(c.One("init", 3, true).status());
+    for (uint64_t i = 0; i <= kSnapEvery; ++i) {
+      ASSERT_OK(c.One(fmt::format("i{}", i), 1, true).status());
+    }
+    for (int round = 0; round < 2; ++round) {
+      for (NodeId id = 1; id <= 3; ++id) c.Crash(id);
+      for (NodeId id = 1; id <= 3; ++id) ASSERT_OK(c.Restart(id));
+      ASSERT_OK(c.One(fmt::format("after-{}", round), 3, true).status());
+    }
+  });
+}
+
+// Crash during install: a follower that missed a compacted stretch dies while it installs the
+// leader's snapshot - inside the persist, after it, or after acknowledging it. Restarted, it
+// must hold either its old log or the whole snapshot (never a mix), and catch up to the same
+// state machine as everyone else.
+void CrashDuringInstall(InstallCrash where) {
+  ForSeedsWithSnapshots(3, [where](RaftCluster& c) {
+    ASSERT_OK(c.One("start", 3, true).status());
+    ASSERT_OK_AND_ASSIGN(NodeId leader, c.CheckOneLeader());
+    const NodeId f = Peer(c, leader, 1);
+    c.Disconnect(f);
+    for (uint64_t i = 0; i < 3 * kSnapEvery; ++i) {
+      ASSERT_OK(c.One(fmt::format("m{}", i), 2, true).status());
+    }
+    const NodeId now_leader = c.Leader();
+    ASSERT_NE(now_leader, raft::kNoNode);
+    ASSERT_GT(c.first_index(now_leader), c.last_index(f) + 1)
+        << "the leader still holds the entries the follower needs";
+    c.CrashDuringNextInstall(f, where);
+    c.Connect(f);
+    for (int i = 0; i < 200 && c.up(f); ++i) c.RunFor(10ms);
+    ASSERT_FALSE(c.up(f)) << "the follower never received a snapshot";
+    ASSERT_OK(c.Restart(f));
+    ASSERT_OK_AND_ASSIGN(uint64_t last, c.One("after", 3, true));
+    EXPECT_EQ(c.applied(f), c.applied(c.Leader()));
+    EXPECT_GT(c.first_index(f), 1u) << "the follower caught up without a snapshot";
+    for (uint64_t i = 1; i <= last; ++i) {
+      ASSERT_OK_AND_ASSIGN(Committed k, c.NCommitted(i));
+      EXPECT_EQ(k.count, 3) << "index " << i;
+    }
+  });
+}
+
+TEST(RaftBattery, SnapshotCrashInsideInstallPersist) {
+  CrashDuringInstall(InstallCrash::kInsidePersist);
+}
+
+TEST(RaftBattery, SnapshotCrashAfterInstallPersist) {
+  CrashDuringInstall(InstallCrash::kBeforeSend);
+}
+
+TEST(RaftBattery, SnapshotCrashAfterInstallAcknowledged) {
+  CrashDuringInstall(InstallCrash::kAfterSend);
+}
+
+// Churn with compaction on: crashes, restarts and disconnects meet snapshots and installs.
+TEST(RaftBattery, ReliableChurnWithSnapshots) {
+  RunSeeds(
+      5, [](RaftCluster& c) { Churn(c, false); }, WithSnapshots, true);
+}
+
+TEST(RaftBattery, UnreliableChurnWithSnapshots) {
+  RunSeeds(
+      5, [](RaftCluster& c) { Churn(c, true); }, WithSnapshots, true);
+}
+
 // ---------------------------------------------------------------- the harness itself
 
 // A run is a pure function of the seed: the same calls give the same messages and outcomes.

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <utility>
 
+#include "base/coding.h"
+
 namespace dtx::sim {
 namespace {
 
@@ -104,12 +106,24 @@ Status RaftCluster::Start(Node& node) {
     Violation(s.message());
     return s;
   }
+  node.applied.clear();
+  node.snapshot_index = (*st)->snapshot_metadata().index;
+  if (node.snapshot_index > 0) {
+    Result<raft::Snapshot> snap = (*st)->Snapshot();
+    Status s = snap.ok() ? Restore(node, *snap) : snap.status();
+    if (!s.ok()) {
+      s = Fail(fmt::format("n{} cannot restore its stored snapshot: {}", node.id, s.ToString()));
+      Violation(s.message());
+      return s;
+    }
+  }
   raft::Config c;
   c.id = node.id;
   for (const Node& p : nodes_) c.peers.push_back(p.id);
   c.election_tick = 10;
   c.heartbeat_tick = 1;
   c.seed = rand_.Next();
+  c.applied = node.applied.size();
   Result<std::unique_ptr<raft::RawNode>> rn = raft::RawNode::Create(c, st->get());
   if (!rn.ok()) {
     Status s = Fail(fmt::format("n{} cannot restart: {}", node.id, rn.status().ToString()));
@@ -120,7 +134,6 @@ Status RaftCluster::Start(Node& node) {
   node.raft = std::move(rn).value();
   node.up = true;
   ++node.incarnation;
-  node.applied.clear();
   Event ev;
   ev.t = now_us_ + static_cast<int64_t>(rand_.Uniform(opts_.tick.count())) + 1;
   ev.tick = true;
@@ -214,15 +227,40 @@ void RaftCluster::Send(const Message& m) {
 void RaftCluster::Process(Node& node) {
   for (int round = 0; round < kMaxReadyRounds && node.up && node.raft->HasReady(); ++round) {
     raft::Ready rd = node.raft->Ready();
+    InstallCrash crash = InstallCrash::kNone;
+    if (rd.snapshot) {
+      crash = node.install_crash;
+      node.install_crash = InstallCrash::kNone;
+    }
+    if (crash == InstallCrash::kInsidePersist) node.env->SetSyncError(true);
     Status s = node.storage->Persist(rd);
+    if (crash == InstallCrash::kInsidePersist) {
+      Crash(node.id);
+      node.env->SetSyncError(false);
+      return;
+    }
     if (!s.ok()) {
       Violation(fmt::format("n{} cannot persist: {}", node.id, s.ToString()));
       Crash(node.id);
       return;
     }
+    if (rd.snapshot) node.snapshot_index = rd.snapshot->metadata.index;
+    if (crash == InstallCrash::kBeforeSend) return Crash(node.id);
     for (const Message& m : rd.messages) Send(m);
+    if (crash == InstallCrash::kAfterSend) return Crash(node.id);
+    if (rd.snapshot) {
+      Status r = Restore(node, *rd.snapshot);
+      if (!r.ok()) {
+        Violation(fmt::format("n{} cannot restore the snapshot at {} from its leader: {}", node.id,
+                              rd.snapshot->metadata.index, r.ToString()));
+        return Crash(node.id);
+      }
+      ++installs_;
+    }
     for (const Entry& e : rd.committed_entries) Apply(node, e);
     node.raft->Advance(rd);
+    MaybeCompact(node);
+    if (!node.up) return;
   }
   if (!node.up) return;
   if (node.raft->HasReady()) {
@@ -243,20 +281,76 @@ void RaftCluster::Apply(Node& node, const Entry& e) {
     Violation(fmt::format("n{} applied index {} when {} was next", node.id, e.index, expected));
     return;
   }
-  std::string command = e.data;
+  AppliedEntry entry{e.term, e.data};
   if (node.corrupt_next_apply) {
     node.corrupt_next_apply = false;
-    command += "#corrupted";
+    entry.command += "#corrupted";
   }
-  auto [it, inserted] = applied_.emplace(e.index, AppliedRecord{command, e.term, node.id});
-  if (!inserted && (it->second.command != command || it->second.term != e.term)) {
+  CheckApplied(node, e.index, entry, "applied");
+  node.applied.push_back(std::move(entry));
+}
+
+void RaftCluster::CheckApplied(const Node& node, uint64_t index, const AppliedEntry& entry,
+                               const char* how) {
+  auto [it, inserted] = applied_.emplace(index, AppliedRecord{entry.command, entry.term, node.id});
+  if (!inserted && (it->second.command != entry.command || it->second.term != entry.term)) {
     Violation(fmt::format(
-        "state-machine safety: n{} applied {} (term {}) at index {}, but n{} applied {} (term {}) "
+        "state-machine safety: n{} {} {} (term {}) at index {}, but n{} applied {} (term {}) "
         "there",
-        node.id, Quote(command), e.term, e.index, it->second.node, Quote(it->second.command),
-        it->second.term));
+        node.id, how, Quote(entry.command), entry.term, index, it->second.node,
+        Quote(it->second.command), it->second.term));
   }
-  node.applied.push_back(std::move(command));
+}
+
+// The image is the whole applied sequence, so a restored state machine can be checked entry by
+// entry against what the other nodes applied.
+Status RaftCluster::Restore(Node& node, const raft::Snapshot& snap) {
+  ByteReader r(snap.data);
+  const uint64_t count = r.U64();
+  if (!r.ok() || count != snap.metadata.index) {
+    return DataLoss(
+        fmt::format("snapshot at {} holds an image of {} entries", snap.metadata.index, count));
+  }
+  if (count < node.applied.size()) {
+    Violation(fmt::format("n{} would go back from applied index {} to a snapshot at {}", node.id,
+                          node.applied.size(), count));
+  }
+  std::vector<AppliedEntry> image;
+  image.reserve(std::min<uint64_t>(count, snap.data.size() / 16));
+  for (uint64_t i = 0; i < count && r.ok(); ++i) {
+    AppliedEntry e;
+    e.term = r.U64();
+    e.command = std::string(r.Bytes());
+    image.push_back(std::move(e));
+  }
+  if (!r.done()) {
+    return DataLoss(fmt::format("snapshot at {} has a malformed image", snap.metadata.index));
+  }
+  if (count > 0 && image.back().term != snap.metadata.term) {
+    Violation(fmt::format("snapshot at {} has term {} but its last entry term {}",
+                          snap.metadata.index, snap.metadata.term, image.back().term));
+  }
+  for (uint64_t i = 0; i < count; ++i) CheckApplied(node, i + 1, image[i], "restored");
+  node.applied = std::move(image);
+  return Status::Ok();
+}
+
+void RaftCluster::MaybeCompact(Node& node) {
+  const uint64_t applied = node.applied.size();
+  if (opts_.snapshot_every == 0 || applied < node.snapshot_index + opts_.snapshot_every) return;
+  std::string data;
+  PutU64(data, applied);
+  for (const AppliedEntry& e : node.applied) {
+    PutU64(data, e.term);
+    PutBytes(data, e.command);
+  }
+  Status s = node.storage->SaveSnapshotAndCompact(applied, std::move(data));
+  if (!s.ok()) {
+    Violation(fmt::format("n{} cannot compact up to {}: {}", node.id, applied, s.ToString()));
+    return Crash(node.id);
+  }
+  node.snapshot_index = applied;
+  ++compactions_;
 }
 
 void RaftCluster::Disconnect(NodeId id) {
@@ -313,6 +407,11 @@ void RaftCluster::CorruptNextApply(NodeId id) {
   N(id).corrupt_next_apply = true;
 }
 
+void RaftCluster::CrashDuringNextInstall(NodeId id, InstallCrash where) {
+  if (!ValidId(id)) return Violation(BadId(id).message());
+  N(id).install_crash = where;
+}
+
 Role RaftCluster::role(NodeId id) const { return up(id) ? N(id).raft->role() : Role::kFollower; }
 
 uint64_t RaftCluster::term(NodeId id) const { return up(id) ? N(id).raft->term() : 0; }
@@ -322,6 +421,10 @@ uint64_t RaftCluster::last_index(NodeId id) const {
 }
 
 uint64_t RaftCluster::applied(NodeId id) const { return up(id) ? N(id).applied.size() : 0; }
+
+uint64_t RaftCluster::first_index(NodeId id) const {
+  return up(id) ? N(id).storage->FirstIndex() : 0;
+}
 
 NodeId RaftCluster::Leader() const {
   NodeId best = raft::kNoNode;
@@ -398,7 +501,7 @@ Result<Committed> RaftCluster::NCommitted(uint64_t index) {
   NodeId first = raft::kNoNode;
   for (const Node& node : nodes_) {
     if (!node.up || node.applied.size() < index) continue;
-    const std::string& cmd = node.applied[index - 1];
+    const std::string& cmd = node.applied[index - 1].command;
     if (c.count > 0 && cmd != c.command) {
       return Fail(fmt::format("committed values at index {} differ: n{} has {}, n{} has {}", index,
                               first, Quote(c.command), node.id, Quote(cmd)));

@@ -11,14 +11,22 @@
 // crash tears) comes from one dtx::Rand seeded by options.seed, so a run is a pure function of
 // the seed and of the test's calls.
 //
-// Each Ready is handled by its contract (raft.h): WalStorage::Persist (entries appended and
-// synced when must_sync, hard state saved), only then its messages handed to the network, then
-// its committed entries applied to the node's state machine (the sequence of applied commands),
-// then Advance. The apply step checks state-machine safety: the command (and entry term) a node
-// applies at an index must equal what every node ever applied there, across restarts; and a
-// node applies indexes in order without gaps. The harness also checks election safety (at most
-// one leader per term) on every Ready. A violation is recorded with the seed and details; every
-// checking helper returns it as an error, and Check() reports it at the end of a test.
+// Each Ready is handled by its contract (raft.h): WalStorage::Persist (a leader's snapshot saved,
+// entries appended and synced when must_sync, hard state saved), only then its messages handed
+// to the network, then the state machine (the sequence of applied commands with their terms)
+// restored from the Ready's snapshot if any and its committed entries applied, then Advance. The
+// apply step checks state-machine safety: the command (and entry term) a node applies at an
+// index must equal what every node ever applied there, across restarts and snapshot restores;
+// and a node applies indexes in order without gaps and never goes back. The harness also checks
+// election safety (at most one leader per term) on every Ready. A violation is recorded with the
+// seed and details; every checking helper returns it as an error, and Check() reports it at the
+// end of a test.
+//
+// Snapshots (options.snapshot_every > 0): after a Ready, a node whose state machine applied that
+// many entries beyond its latest snapshot compacts its log with
+// WalStorage::SaveSnapshotAndCompact, the image being the whole applied sequence. A lagging
+// follower then gets the leader's snapshot (kSnap) and restores its state machine from it; a
+// restarted node restores from its stored snapshot before it applies anything.
 //
 // Network: each message gets a delay in [min_delay, max_delay] (reliable mode). Unreliable mode
 // adds drops (10%), longer delays (up to 15 ms, so more reordering) and duplicates (5%); long
@@ -69,6 +77,8 @@ struct RaftClusterOptions {
   // Reliable-mode delay range of every message. 0 < min_delay <= max_delay < tick.
   Duration min_delay{200};
   Duration max_delay{2'000};
+  // Compact after this many applied entries beyond the latest snapshot; 0: never.
+  uint64_t snapshot_every = 0;
   // Deliberately broken variant for the harness's self-test: the WAL acknowledges appends
   // without syncing them, so a crash loses entries the node reported as persisted. Never set
   // outside that test.
@@ -76,6 +86,18 @@ struct RaftClusterOptions {
 
   // kInvalidArgument naming the first bad field.
   Status Validate() const;
+};
+
+// Where a node dies while it installs a snapshot from its leader (CrashDuringNextInstall).
+enum class InstallCrash {
+  kNone,
+  // The persist fails halfway (fsync errors: the snapshot and WAL writes are on their way but not
+  // durable) and the node dies before sending or applying anything.
+  kInsidePersist,
+  // The snapshot is persisted, the node dies before acknowledging it.
+  kBeforeSend,
+  // The snapshot is persisted and acknowledged, the node dies before restoring its state machine.
+  kAfterSend,
 };
 
 // A proposal accepted by a node that believes it leads: the entry's index and term.
@@ -157,6 +179,12 @@ class RaftCluster {
   uint64_t term(raft::NodeId id) const;
   uint64_t last_index(raft::NodeId id) const;
   uint64_t applied(raft::NodeId id) const;
+  // The first index still in the node's storage (1 until it compacts).
+  uint64_t first_index(raft::NodeId id) const;
+  // Snapshots received from leaders that a state machine was restored from (all nodes).
+  uint64_t snapshots_installed() const { return installs_; }
+  // Compactions done by the nodes (all nodes).
+  uint64_t compactions() const { return compactions_; }
   // The up, connected node of the highest term that believes it leads, or kNoNode (no waiting).
   raft::NodeId Leader() const;
 
@@ -174,7 +202,16 @@ class RaftCluster {
   // machine would: the apply check must catch it.
   void CorruptNextApply(raft::NodeId id);
 
+  // ---- crash points
+  // The next Ready of node `id` that carries a snapshot from its leader crashes the node at
+  // `where` (kNone disarms). The node stays down until Restart.
+  void CrashDuringNextInstall(raft::NodeId id, InstallCrash where);
+
  private:
+  struct AppliedEntry {
+    uint64_t term = 0;
+    std::string command;
+  };
   struct Node {
     raft::NodeId id = raft::kNoNode;
     std::unique_ptr<MemEnv> env;
@@ -184,7 +221,10 @@ class RaftCluster {
     bool connected = true;
     uint64_t incarnation = 0;
     bool corrupt_next_apply = false;
-    std::vector<std::string> applied;  // applied[i] = command at index i + 1
+    InstallCrash install_crash = InstallCrash::kNone;
+    uint64_t snapshot_index = 0;  // of the latest snapshot in storage
+    // The state machine: applied[i] is the entry at index i + 1.
+    std::vector<AppliedEntry> applied;
   };
   struct AppliedRecord {
     std::string command;
@@ -213,6 +253,11 @@ class RaftCluster {
   void Process(Node& node);
   void Send(const raft::Message& m);
   void Apply(Node& node, const raft::Entry& e);
+  // Checks an entry against everything applied at its index before; records it if first.
+  void CheckApplied(const Node& node, uint64_t index, const AppliedEntry& entry, const char* how);
+  // Replaces the state machine with a snapshot's image (checked entry by entry).
+  Status Restore(Node& node, const raft::Snapshot& snap);
+  void MaybeCompact(Node& node);
   void Violation(const std::string& what);
   Status Fail(const std::string& what) const;
 
@@ -230,6 +275,8 @@ class RaftCluster {
   std::map<uint64_t, AppliedRecord> applied_;  // index -> first application seen
   std::map<uint64_t, raft::NodeId> leaders_;   // term -> leader seen
   std::vector<std::string> violations_;
+  uint64_t installs_ = 0;
+  uint64_t compactions_ = 0;
   uint64_t sent_total_ = 0;
   std::array<uint64_t, 16> sent_by_type_{};
   std::function<void(const raft::Message&)> observer_;
