@@ -26,6 +26,7 @@ keys=${KV_KEYS:-1000000}
 load_clients=${KV_LOAD_CLIENTS:-64}
 
 work=$(mktemp -d /tmp/dtx-kvbench.XXXXXX)
+failed=()  # steps that reported a failure; the others still run
 kv_dirs=()
 cleanup() {
   for d in ${kv_dirs[@]+"${kv_dirs[@]}"}; do bash "$here/kv-cluster.sh" stop "$d" >/dev/null 2>&1 || true; done
@@ -62,18 +63,18 @@ systems=(--etcd "$etcd_urls")
 [[ -n $dtxkv_urls ]] && systems+=(--dtxkv "$dtxkv_urls")
 for clients in 16 256; do
   say "dtxbench kv, $clients clients"
-  "$bench" kv "${systems[@]}" --clients "$clients" --seconds "$seconds" || fail "dtxbench kv"
+  "$bench" kv "${systems[@]}" --clients "$clients" --seconds "$seconds" || failed+=("kv $clients clients")
 done
 
 say "dtxbench kv-failover --etcd, $rounds rounds"
 "$bench" kv-failover --etcd "$etcd_urls" --pids "$etcd_pids" --rounds "$rounds" \
-  --restart-cmd "bash $here/etcd-cluster.sh restart $work/etcd {id}" || fail "dtxbench kv-failover --etcd"
+  --restart-cmd "bash $here/etcd-cluster.sh restart $work/etcd {id}" || failed+=("kv-failover --etcd")
 bash "$here/etcd-cluster.sh" stop "$work/etcd" >/dev/null
 
 if [[ -n $dtxkv_urls ]]; then
   say "dtxbench kv-failover, $rounds rounds"
   "$bench" kv-failover --dtxkv "$dtxkv_urls" --pids "$dtxkv_pids" --rounds "$rounds" \
-    --restart-cmd "bash $here/kv-cluster.sh restart $work/dtxkv {id}" || fail "dtxbench kv-failover"
+    --restart-cmd "bash $here/kv-cluster.sh restart $work/dtxkv {id}" || failed+=("kv-failover --dtxkv")
 
   say "dtxbench kv-load, $keys keys, on a fresh dtxkv cluster"
   bash "$here/kv-cluster.sh" stop "$work/dtxkv" >/dev/null
@@ -81,7 +82,8 @@ if [[ -n $dtxkv_urls ]]; then
   kv_out=$(bash "$here/kv-cluster.sh" start "$build" "$work/dtxkv-load") || fail "dtxkv did not start"
   echo "$kv_out"
   "$bench" kv-load --dtxkv "$(urls_of <<<"$kv_out")" --pids "$(pids_of <<<"$kv_out")" \
-    --keys "$keys" --clients "$load_clients" || fail "dtxbench kv-load"
+    --keys "$keys" --clients "$load_clients" || failed+=("kv-load")
   du -sh "$work/dtxkv-load" | awk '{ print "dtxkv data on disk after the load: " $1 }'
 fi
+((${#failed[@]} == 0)) || fail "these steps reported a failure (see above): ${failed[*]}"
 say "kv-bench done"
