@@ -1045,6 +1045,30 @@ TEST(RaftBattery, HarnessCatchesSendBeforeSync) {
       [](RaftClusterOptions& o) { o.skip_sync = true; }, false);
 }
 
+// Self-test: a snapshot image that differs from the applied log is caught when a node restores
+// from it (here the node itself after a restart), and the error names the seed.
+TEST(RaftBattery, HarnessCatchesCorruptSnapshot) {
+  RunSeeds(
+      3,
+      [](RaftCluster& c) {
+        ASSERT_OK(c.One("a", 3, false).status());
+        ASSERT_OK_AND_ASSIGN(NodeId leader, c.CheckOneLeader());
+        c.CorruptSnapshots(leader);
+        for (uint64_t i = 0; i < 2 * kSnapEvery; ++i) {
+          ASSERT_OK(c.One(fmt::format("x{}", i), 3, true).status());
+        }
+        ASSERT_OK(c.Check()) << "a corrupt image was noticed before anyone restored from it";
+        c.Crash(leader);
+        (void)c.Restart(leader);
+        const Status check = c.Check();
+        ASSERT_FALSE(check.ok()) << "a corrupt snapshot image went unnoticed";
+        EXPECT_NE(check.message().find(fmt::format("seed {}", c.seed())), std::string::npos)
+            << check.ToString();
+        EXPECT_NE(check.message().find("restored"), std::string::npos) << check.ToString();
+      },
+      WithSnapshots, false);
+}
+
 // The same sequence with syncing storage (the default) survives the crash of every node.
 TEST(RaftBattery, SyncedStorageSurvivesTotalCrash) {
   ForSeeds(3, [](RaftCluster& c) {

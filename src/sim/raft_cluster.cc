@@ -342,7 +342,8 @@ void RaftCluster::MaybeCompact(Node& node) {
   PutU64(data, applied);
   for (const AppliedEntry& e : node.applied) {
     PutU64(data, e.term);
-    PutBytes(data, e.command);
+    PutBytes(data, node.corrupt_snapshots && &e == &node.applied.back() ? e.command + "#corrupted"
+                                                                        : e.command);
   }
   Status s = node.storage->SaveSnapshotAndCompact(applied, std::move(data));
   if (!s.ok()) {
@@ -405,6 +406,11 @@ Result<Proposal> RaftCluster::Propose(NodeId id, std::string command) {
 void RaftCluster::CorruptNextApply(NodeId id) {
   if (!ValidId(id)) return Violation(BadId(id).message());
   N(id).corrupt_next_apply = true;
+}
+
+void RaftCluster::CorruptSnapshots(NodeId id) {
+  if (!ValidId(id)) return Violation(BadId(id).message());
+  N(id).corrupt_snapshots = true;
 }
 
 void RaftCluster::CrashDuringNextInstall(NodeId id, InstallCrash where) {

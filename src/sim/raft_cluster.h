@@ -201,6 +201,9 @@ class RaftCluster {
   // The next entry node `id` applies is applied with a different command, as a buggy state
   // machine would: the apply check must catch it.
   void CorruptNextApply(raft::NodeId id);
+  // From now on, every snapshot image node `id` compacts to has its last command altered, as a
+  // buggy serializer would: restoring from it must be caught.
+  void CorruptSnapshots(raft::NodeId id);
 
   // ---- crash points
   // The next Ready of node `id` that carries a snapshot from its leader crashes the node at
@@ -221,6 +224,7 @@ class RaftCluster {
     bool connected = true;
     uint64_t incarnation = 0;
     bool corrupt_next_apply = false;
+    bool corrupt_snapshots = false;
     InstallCrash install_crash = InstallCrash::kNone;
     uint64_t snapshot_index = 0;  // of the latest snapshot in storage
     // The state machine: applied[i] is the entry at index i + 1.
