@@ -1,9 +1,11 @@
 // The classic Raft test battery (the shape of MIT 6.824's lab 2 tests) on the deterministic
-// RaftCluster harness: elections, agreement, failures, persistence, figure 8, churn.
+// RaftCluster harness: elections, agreement, failures, persistence, figure 8, churn, snapshots,
+// and self-tests showing that the harness's checks catch broken behaviour.
 //
-// Every test runs kDefaultSeeds seeds (DTX_BATTERY_SEEDS=N runs seeds 1..N instead); each seed
-// is a deterministic run, and a failure names its seed. DTX_BATTERY_STATS=1 prints the measured
-// message counts and progress the bounds are checked against.
+// Every test runs seeds 1..kDefaultSeeds (DTX_BATTERY_SEEDS=N runs 1..N instead, DTX_BATTERY_SEED=S
+// only seed S); each seed is a deterministic run, and a failure names its seed.
+// DTX_BATTERY_STATS=1 prints the measured message counts and progress the bounds are checked
+// against.
 #include "sim/raft_cluster.h"
 
 #include <fmt/format.h>
@@ -46,11 +48,15 @@ constexpr Duration kET = RaftCluster::kElectionTimeout;
   ASSERT_TRUE(tmp.ok()) << #expr ": " << tmp.status().ToString(); \
   lhs = std::move(tmp).value()
 
-uint64_t SeedCount() {
+// The seeds to run, [first, last] (see the file comment).
+std::pair<uint64_t, uint64_t> SeedRange() {
+  if (const char* one = std::getenv("DTX_BATTERY_SEED"); one != nullptr) {
+    const unsigned long long s = std::strtoull(one, nullptr, 10);
+    if (s > 0) return {s, s};
+  }
   const char* env = std::getenv("DTX_BATTERY_SEEDS");
-  if (env == nullptr) return kDefaultSeeds;
-  const long n = std::strtol(env, nullptr, 10);
-  return n > 0 ? static_cast<uint64_t>(n) : kDefaultSeeds;
+  const long long n = env == nullptr ? 0 : std::strtoll(env, nullptr, 10);
+  return {1, n > 0 ? static_cast<uint64_t>(n) : kDefaultSeeds};
 }
 
 // Runs body on a fresh cluster for every seed; a failure inside names the seed (SCOPED_TRACE
@@ -58,9 +64,9 @@ uint64_t SeedCount() {
 // remain after the body (the harness's self-tests expect violations and check them themselves).
 void RunSeeds(int nodes, const std::function<void(RaftCluster&)>& body,
               const std::function<void(RaftClusterOptions&)>& tweak, bool check_at_end) {
-  const uint64_t seeds = SeedCount();
-  for (uint64_t seed = 1; seed <= seeds; ++seed) {
-    SCOPED_TRACE(fmt::format("seed {} of this test (rerun: DTX_BATTERY_SEEDS={})", seed, seed));
+  const auto [first, last] = SeedRange();
+  for (uint64_t seed = first; seed <= last; ++seed) {
+    SCOPED_TRACE(fmt::format("seed {} (rerun just it: DTX_BATTERY_SEED={})", seed, seed));
     RaftClusterOptions o;
     o.nodes = nodes;
     o.seed = seed;
