@@ -33,7 +33,8 @@
 // The workload: a few clients issue put, cas (expected value or absent) and get on a few keys,
 // one operation at a time, to the node they think leads; a refusal names the leader to retry
 // at. Writes go through the log (deduplicated per client request id by the state machine, since
-// the network duplicates requests); gets are linearizable through ReadIndex. A client that hears
+// the network duplicates requests); gets are linearizable through ReadIndex (heartbeat rounds, or
+// with lease_reads the leader's lease under the simulated clock drift). A client that hears
 // nothing within its timeout records the outcome as unknown (info). The history is recorded as
 // a dtx::check::History and checked with CheckLinearizable at the end.
 //
@@ -91,6 +92,10 @@ struct RaftSimOptions {
   // Snapshot and compact every this many applied entries: -1 draws it from the seed in [5, 50],
   // 0 never snapshots.
   int snapshot_every = -1;
+  // Gets are answered from the leader's lease (raft::ReadOnly::kLeaseBased, the nodes assume
+  // max_clock_drift = max_drift, which the simulated clocks honour; election_tick 10 leaves a
+  // lease for every max_drift < 0.5) instead of a heartbeat round.
+  bool lease_reads = false;
   // Deliberately broken variant, to prove the checks catch real bugs. Never set outside tests.
   RaftBreak break_mode = RaftBreak::kNone;
 };
@@ -113,6 +118,7 @@ struct RaftSimStats {
   int installs = 0;        // snapshots received from a leader and restored
   int restarts_from_snapshot = 0;
   int compaction_crashes = 0;  // crashes inside a compaction
+  int lease_reads = 0;         // gets answered from a lease (no heartbeat round)
   uint64_t events = 0;
   uint64_t check_states = 0;  // linearizability checker states explored
   int64_t end_us = 0;

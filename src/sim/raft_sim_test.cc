@@ -109,6 +109,25 @@ TEST(RaftSimTest, ThousandSeedsWithAllFaults) {
   EXPECT_GT(compaction_crashes, 100u);
 }
 
+TEST(RaftSimTest, LeaseReadsUnderBoundedDriftStayLinearizable) {
+  int lease_reads = 0;
+  int failed = 0;
+  for (uint64_t seed = 1; seed <= 300; ++seed) {
+    RaftSimOptions o;
+    o.seed = seed;
+    o.lease_reads = true;
+    o.max_drift = 0.1;
+    RaftSimReport r = RunRaftSim(o);
+    lease_reads += r.stats.lease_reads;
+    if (!r.ok()) {
+      ADD_FAILURE() << Describe(o, r);
+      if (++failed >= 5) break;
+    }
+  }
+  std::cout << "300 seeds with lease reads: " << lease_reads << " gets answered from a lease\n";
+  EXPECT_GT(lease_reads, 3000);
+}
+
 TEST(RaftSimTest, SameSeedSameTrace) {
   RaftSimOptions o;
   o.seed = 7;

@@ -1,11 +1,15 @@
 // Elections: ticks, roles, (pre-)vote requests and responses, check-quorum.
+#include <algorithm>
+#include <functional>
 #include <utility>
+#include <vector>
 
 #include "consensus/raft/raft.h"
 
 namespace dtx::raft {
 
 void RawNode::Tick() {
+  ++ticks_;
   if (role_ == Role::kLeader) {
     TickHeartbeat();
   } else {
@@ -15,6 +19,7 @@ void RawNode::Tick() {
 
 void RawNode::TickElection() {
   ++election_elapsed_;
+  if (election_elapsed_ >= config_.election_tick) start_quiet_ = false;
   if (PastElectionTimeout()) {
     election_elapsed_ = 0;
     if (!learner_) StartElection(config_.pre_vote);
@@ -56,7 +61,19 @@ bool RawNode::PastElectionTimeout() const {
 }
 
 bool RawNode::InLease() const {
-  return config_.check_quorum && lead_ != kNoNode && election_elapsed_ < config_.election_tick;
+  return config_.check_quorum && (lead_ != kNoNode || start_quiet_) &&
+         election_elapsed_ < config_.election_tick;
+}
+
+bool RawNode::LeaseValid() const {
+  if (role_ != Role::kLeader || lease_revoked_ || !CommittedInCurrentTerm()) return false;
+  std::vector<uint64_t> acks;
+  for (const auto& [id, pr] : prs_) {
+    if (!pr.is_learner) acks.push_back(id == id_ ? ticks_ : pr.lease_ack_tick);
+  }
+  std::sort(acks.begin(), acks.end(), std::greater<>());
+  const uint64_t t = acks[Quorum() - 1];
+  return t > 0 && ticks_ - t <= static_cast<uint64_t>(config_.LeaseTicks());
 }
 
 bool RawNode::QuorumActive() {
@@ -96,6 +113,7 @@ void RawNode::ResetTerm(uint64_t term) {
   pending_reads_.clear();
   reads_before_commit_.clear();
   AbortTransfer();
+  lease_revoked_ = false;
 }
 
 void RawNode::BecomeFollower(uint64_t term, NodeId lead) {

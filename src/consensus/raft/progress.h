@@ -55,6 +55,9 @@ struct Progress {
   // kSnapshot: the index of the snapshot sent, and the leader's ticks since it was sent.
   uint64_t pending_snapshot = 0;
   int snapshot_elapsed = 0;
+  // Lease reads: the leader's tick count when it sent the latest heartbeat this follower
+  // acknowledged (0: none this term).
+  uint64_t lease_ack_tick = 0;
   Inflights inflights;
 
   bool IsPaused() const;

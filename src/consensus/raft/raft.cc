@@ -83,10 +83,27 @@ Status Config::Validate() const {
     return InvalidArgument("raft config: election_tick must be greater than heartbeat_tick");
   }
   if (max_inflight_msgs < 1) return InvalidArgument("raft config: max_inflight_msgs must be >= 1");
+  if (!(max_clock_drift >= 0 && max_clock_drift < 0.5)) {
+    return InvalidArgument("raft config: max_clock_drift must be in [0, 0.5)");
+  }
+  if (read_only == ReadOnly::kLeaseBased) {
+    if (!check_quorum) return InvalidArgument("raft config: lease reads require check_quorum");
+    if (LeaseTicks() < 1) {
+      return InvalidArgument("raft config: election_tick " + std::to_string(election_tick) +
+                             " leaves no lease with max_clock_drift " +
+                             std::to_string(max_clock_drift));
+    }
+  }
   if (snapshot_timeout_tick < 1) {
     return InvalidArgument("raft config: snapshot_timeout_tick must be >= 1");
   }
   return Status::Ok();
+}
+
+int Config::LeaseTicks() const {
+  const double ticks =
+      static_cast<double>(election_tick - 1) * (1 - max_clock_drift) / (1 + max_clock_drift);
+  return static_cast<int>(ticks) - 1;
 }
 
 Result<std::unique_ptr<RawNode>> RawNode::Create(const Config& config, const Storage* storage) {
@@ -129,6 +146,9 @@ RawNode::RawNode(const Config& config, const Storage* storage)
   vote_ = hs.vote;
   if (config.applied > log_.applied()) log_.AppliedTo(config.applied);
   BecomeFollower(term_, kNoNode);
+  // This node may have acknowledged a leader's heartbeat just before it (re)started; its
+  // stickiness toward that leader's lease must survive the restart.
+  start_quiet_ = config.read_only == ReadOnly::kLeaseBased;
   prev_hard_state_ = HardState{term_, vote_, log_.committed()};
   prev_soft_state_ = SoftState{lead_, role_};
 }
@@ -229,6 +249,10 @@ Status RawNode::ReadIndex(std::string context) {
                               (lead_ == kNoNode ? std::string("unknown") : std::to_string(lead_)) +
                               ")");
   }
+  if (config_.read_only == ReadOnly::kLeaseBased && LeaseValid()) {
+    read_states_.push_back(ReadState{log_.committed(), std::move(context)});
+    return Status::Ok();
+  }
   if (!CommittedInCurrentTerm()) {
     // The commit index of a fresh leader may lag what earlier leaders committed.
     reads_before_commit_.push_back(std::move(context));
@@ -283,6 +307,8 @@ void RawNode::AbortTransfer() {
 }
 
 void RawNode::SendTimeoutNow(NodeId to) {
+  // The target's forced campaign ignores the voters' stickiness that the lease rests on.
+  lease_revoked_ = true;
   Message m;
   m.type = MessageType::kTimeoutNow;
   m.to = to;

@@ -32,13 +32,14 @@
 // (TransferLeadership: the leader catches the target up and sends it kTimeoutNow; the target
 // campaigns at once, skipping pre-vote and the voters' leader stickiness), learners
 // (Config::learners: non-voting members that receive and apply the log), snapshots with log
-// compaction and InstallSnapshot (a lost kSnap is re-sent after snapshot_timeout_tick ticks).
+// compaction and InstallSnapshot (a lost kSnap is re-sent after snapshot_timeout_tick ticks),
+// lease reads as an option (Config::read_only; they assume bounded clock drift, see ReadIndex).
 //
 // NOT in this version: membership change (voters and learners are fixed by Config::peers and
-// Config::learners; no promotion of a learner), lease reads, snapshots sent in chunks (a kSnap
-// carries the whole image), forwarding of proposals or ReadIndex from followers (the host
-// forwards; the core refuses with kFailedPrecondition naming the known leader), async storage
-// writes, flow control by bytes in flight or uncommitted size.
+// Config::learners; no promotion of a learner), snapshots sent in chunks (a kSnap carries the
+// whole image), forwarding of proposals or ReadIndex from followers (the host forwards; the core
+// refuses with kFailedPrecondition naming the known leader), async storage writes, flow control
+// by bytes in flight or uncommitted size.
 //
 // Thread-safety: a RawNode is not thread-safe; one thread (or strand) drives it.
 #pragma once
@@ -64,6 +65,10 @@ namespace dtx::raft {
 
 enum class Role : uint8_t { kFollower, kPreCandidate, kCandidate, kLeader };
 std::string_view RoleName(Role r);
+
+// How ReadIndex confirms leadership. kSafe: a heartbeat round acknowledged by a quorum.
+// kLeaseBased: no round while the leader holds a lease (below); otherwise as kSafe.
+enum class ReadOnly : uint8_t { kSafe, kLeaseBased };
 
 struct Config {
   NodeId id = kNoNode;
@@ -95,6 +100,16 @@ struct Config {
   // Ticks a leader waits for the answer to a kSnap before it probes the follower again (and
   // re-sends the snapshot if it is still needed). Large snapshots need more. >= 1.
   int snapshot_timeout_tick = 50;
+  // kLeaseBased REQUIRES check_quorum (stickiness is what the lease rests on; see ReadIndex).
+  ReadOnly read_only = ReadOnly::kSafe;
+  // The clock-drift bound lease reads assume: every node's real tick period stays within
+  // [1 - max_clock_drift, 1 + max_clock_drift] times the nominal period. In [0, 0.5); with
+  // kLeaseBased, LeaseTicks() must be >= 1.
+  double max_clock_drift = 0.05;
+
+  // How many of its own ticks a leader may answer lease reads after sending the heartbeat that a
+  // quorum acknowledged: floor((election_tick - 1) * (1 - d) / (1 + d)) - 1, d = max_clock_drift.
+  int LeaseTicks() const;
 
   // kInvalidArgument naming the first bad field.
   Status Validate() const;
@@ -164,9 +179,21 @@ class RawNode {
   Result<uint64_t> Propose(std::string data);
   // Requests a linearizable read tagged with `context` (unique per request); the answer comes
   // as a ReadState in a later Ready. kFailedPrecondition on a non-leader.
+  //
+  // With read_only == kLeaseBased the leader answers at once (the read index is its commit
+  // index) while it holds a lease: a quorum of voters (itself included) acknowledged a heartbeat
+  // it sent at most LeaseTicks() of its ticks ago, an entry of its term is committed, and it has
+  // sent no kTimeoutNow in this term. Why that is safe: a voter that received the heartbeat
+  // neither campaigns nor grants (pre-)votes for election_tick of its own ticks (check-quorum's
+  // stickiness; a restarted voter likewise stays quiet for election_tick ticks after start), so
+  // no other leader can be elected before then - provided clocks drift at most max_clock_drift.
+  // Only a transfer's forced vote bypasses that, hence no lease after kTimeoutNow; and a host
+  // that calls Campaign() on a voter (not at bootstrap) skips the voter's own timer, so with
+  // lease reads it must not. Beyond the drift bound a deposed leader may serve stale reads;
+  // kSafe has no such assumption.
   Status ReadIndex(std::string context);
   // Starts an election now (pre-vote first when enabled). kFailedPrecondition on a leader or a
-  // learner.
+  // learner. With lease reads, only for bootstrap or tests (see ReadIndex).
   Status Campaign();
   // Hands leadership to the voter `target` (leader only). The leader refuses proposals while the
   // transfer runs, sends the target whatever entries it lacks, then a kTimeoutNow message; the
@@ -220,6 +247,8 @@ class RawNode {
   void HandleVoteResponse(const Message& m);
   bool PastElectionTimeout() const;
   bool InLease() const;
+  // Leader: lease reads may be answered now (see ReadIndex).
+  bool LeaseValid() const;
   bool QuorumActive();
   size_t Quorum() const { return voters_ / 2 + 1; }
   bool IsVoter(NodeId id) const;
@@ -264,6 +293,9 @@ class RawNode {
   std::map<NodeId, bool> votes_;
 
   int election_elapsed_ = 0;
+  uint64_t ticks_ = 1;          // ticks since this RawNode was created (lease clock)
+  bool start_quiet_ = false;    // lease reads: a restarted voter grants no votes for a while
+  bool lease_revoked_ = false;  // a kTimeoutNow went out in this term
   int heartbeat_elapsed_ = 0;
   int randomized_election_timeout_ = 0;
 

@@ -503,6 +503,124 @@ TEST(ReadIndexTest, LeaderAnswersAfterAHeartbeatQuorum) {
   EXPECT_EQ(c.reads(leader)[0], (ReadState{index, "r1"}));
 }
 
+void LeaseConfig(Config& c) {
+  c.read_only = ReadOnly::kLeaseBased;
+  c.check_quorum = true;
+  c.pre_vote = true;
+}
+
+TEST(LeaseReadTest, ConfigNeedsCheckQuorumAndRoomForALease) {
+  MemoryStorage s;
+  Config c = TestConfig(1, 3);
+  LeaseConfig(c);
+  EXPECT_EQ(c.LeaseTicks(), 7);  // floor(9 * 0.95 / 1.05) - 1
+  EXPECT_TRUE(RawNode::Create(c, &s).ok());
+  c.check_quorum = false;
+  EXPECT_EQ(RawNode::Create(c, &s).status().code(), StatusCode::kInvalidArgument);
+  c.check_quorum = true;
+  c.election_tick = 3;
+  EXPECT_EQ(RawNode::Create(c, &s).status().code(), StatusCode::kInvalidArgument);
+  c.election_tick = 10;
+  c.max_clock_drift = 0.5;
+  EXPECT_EQ(RawNode::Create(c, &s).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(LeaseReadTest, LeaderWithALeaseAnswersWithoutAHeartbeatRound) {
+  TestCluster c(3, 17, LeaseConfig);
+  const NodeId leader = c.WaitLeader();
+  ASSERT_NE(leader, kNoNode);
+  const uint64_t index = c.ProposeAndSettle(leader, "w");
+  c.node(leader).Tick();  // a heartbeat round establishes the lease
+  c.Process(leader);
+  c.DeliverAll();
+  ASSERT_TRUE(c.node(leader).ReadIndex("r1").ok());
+  c.Process(leader);
+  ASSERT_EQ(c.reads(leader).size(), 1u);
+  EXPECT_EQ(c.reads(leader)[0], (ReadState{index, "r1"}));
+  EXPECT_TRUE(c.queue().empty()) << "no heartbeat round for the read";
+}
+
+TEST(LeaseReadTest, AnIsolatedLeadersLeaseRunsOutBeforeAnotherCanBeElected) {
+  TestCluster c(3, 17, LeaseConfig);
+  const NodeId leader = c.WaitLeader();
+  ASSERT_NE(leader, kNoNode);
+  c.ProposeAndSettle(leader, "w");
+  c.node(leader).Tick();
+  c.Process(leader);
+  c.DeliverAll();
+  c.Isolate(leader);
+  // The last acknowledged heartbeat was sent at the tick above: the lease holds LeaseTicks().
+  Config cfg = TestConfig(1, 3);
+  LeaseConfig(cfg);
+  for (int t = 0; t < cfg.LeaseTicks(); ++t) {
+    c.node(leader).Tick();
+    c.Process(leader);
+  }
+  ASSERT_TRUE(c.node(leader).ReadIndex("in lease").ok());
+  c.Process(leader);
+  EXPECT_EQ(c.reads(leader).size(), 1u);
+  c.node(leader).Tick();
+  c.Process(leader);
+  ASSERT_TRUE(c.node(leader).ReadIndex("expired").ok());
+  c.Process(leader);
+  c.DeliverAll();  // the heartbeat round is cut off
+  EXPECT_EQ(c.reads(leader).size(), 1u) << "no answer once the lease ran out";
+  // The followers still refuse to elect anyone else for election_tick ticks after the last
+  // heartbeat they acknowledged, which is longer than the lease.
+  for (int t = 0; t < cfg.election_tick - 1; ++t) {
+    for (NodeId id = 1; id <= 3; ++id) {
+      if (id == leader) continue;
+      c.node(id).Tick();
+      c.Process(id);
+    }
+    c.DeliverAll();
+    EXPECT_EQ(c.Leader(leader), kNoNode) << "tick " << t;
+  }
+}
+
+TEST(LeaseReadTest, NoLeaseAfterTimeoutNow) {
+  TestCluster c(3, 17, LeaseConfig);
+  const NodeId leader = c.WaitLeader();
+  ASSERT_NE(leader, kNoNode);
+  c.ProposeAndSettle(leader, "w");
+  c.node(leader).Tick();
+  c.Process(leader);
+  c.DeliverAll();
+  const NodeId target = leader % 3 + 1;
+  ASSERT_TRUE(c.node(leader).TransferLeadership(target).ok());
+  c.Process(leader);
+  c.queue().clear();  // the kTimeoutNow is lost, but it was sent
+  ASSERT_TRUE(c.node(leader).ReadIndex("r").ok());
+  c.Process(leader);
+  EXPECT_TRUE(c.reads(leader).empty()) << "a transfer's forced vote can elect the target";
+  c.DeliverAll();  // the ReadIndex heartbeat round still answers it
+  EXPECT_EQ(c.reads(leader).size(), 1u);
+}
+
+TEST(LeaseReadTest, ARestartedVoterStaysQuietForAnElectionTimeout) {
+  TestCluster c(3, 17, LeaseConfig);
+  const NodeId leader = c.WaitLeader();
+  ASSERT_NE(leader, kNoNode);
+  const NodeId f = leader % 3 + 1;
+  c.Start(f);
+  Message vote;
+  vote.type = MessageType::kPreVote;
+  vote.from = 6 - leader - f;  // the third node
+  vote.to = f;
+  vote.term = c.node(f).term() + 1;
+  vote.index = 100;
+  vote.log_term = 100;
+  ASSERT_TRUE(c.node(f).Step(vote).ok());
+  c.Process(f);
+  EXPECT_TRUE(c.queue().empty()) << "ignored while quiet";
+  for (int t = 0; t < 10; ++t) c.node(f).Tick();
+  ASSERT_TRUE(c.node(f).Step(vote).ok());
+  c.Process(f);
+  ASSERT_EQ(c.queue().size(), 1u);
+  EXPECT_EQ(c.queue().front().type, MessageType::kPreVoteResp);
+  EXPECT_FALSE(c.queue().front().reject);
+}
+
 TEST(ReadIndexTest, IsolatedLeaderNeverAnswers) {
   TestCluster c(3, 19);
   NodeId leader = c.WaitLeader();

@@ -98,6 +98,7 @@ void RawNode::HandleHeartbeat(const Message& m) {
   resp.to = m.from;
   resp.index = log_.LastIndex();
   resp.context = m.context;
+  resp.commit = m.index;
   Send(std::move(resp));
 }
 
@@ -141,6 +142,7 @@ void RawNode::HandleHeartbeatResponse(const Message& m) {
   Progress& pr = prs_.at(m.from);
   pr.recent_active = true;
   pr.probe_sent = false;
+  if (m.commit <= ticks_) pr.lease_ack_tick = std::max(pr.lease_ack_tick, m.commit);
   if (pr.state == Progress::State::kReplicate) {
     if (pr.inflights.Full()) pr.inflights.FreeFirstOne();
     // On an ordered channel the follower has seen every append sent before this heartbeat; a
@@ -268,6 +270,7 @@ void RawNode::BroadcastHeartbeat(const std::string& context) {
     // Never beyond what the follower is known to hold: it cannot commit entries it lacks.
     m.commit = std::min(pr.match, log_.committed());
     m.context = context;
+    if (config_.read_only == ReadOnly::kLeaseBased) m.index = ticks_;
     Send(std::move(m));
   }
 }

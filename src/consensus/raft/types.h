@@ -67,8 +67,10 @@ enum class MessageType : uint8_t {
   kVoteResp,       // reject = false grants
   kApp,            // AppendEntries: entries follow (index, log_term); commit = leader's commit
   kAppResp,        // index = last index matched; on reject: reject_hint/log_term = hint
-  kHeartbeat,      // commit = min(leader's commit, follower's match); context for ReadIndex
-  kHeartbeatResp,  // index = responder's last log index; context echoed
+  kHeartbeat,      // commit = min(leader's commit, follower's match); context for ReadIndex;
+                   // index = the leader's tick count at sending (lease reads only, else 0)
+  kHeartbeatResp,  // index = responder's last log index; context echoed; commit echoes the
+                   // heartbeat's index (lease reads)
   kTimeoutNow,     // leadership transfer: the leader asks the target to campaign at once
   kSnap,           // InstallSnapshot: `snapshot` replaces the follower's log up to its index;
                    // the follower answers kAppResp (index = its last index, or its commit when
