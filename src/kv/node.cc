@@ -212,7 +212,10 @@ class Node::Impl {
     if (http_) http_->Stop();
     if (transport_) transport_->Stop();
     forward_client_.reset();
-    for (auto& [index, w] : writes_) w.respond(Error(503, "the node is stopping"));
+    // Proposed writes may still commit through the other members.
+    for (auto& [index, w] : writes_) {
+      w.respond(Error(504, "the node is stopping; the write's outcome is unknown"));
+    }
     writes_.clear();
     for (auto& [ctx, r] : reads_) r.respond(Error(503, "the node is stopping"));
     reads_.clear();
@@ -448,6 +451,8 @@ class Node::Impl {
     if (auto ct = req.Header("content-type")) spec.headers["Content-Type"] = *ct;
     spec.body = std::move(req.body);
     spec.timeout_ms = options_.request_timeout_ms + 1'000;
+    // A CAS or PUT the leader took before dying must not be proposed twice.
+    spec.retry_if_unanswered = false;
     const bool value_read = req.method == "GET";
     forward_client_->Call(std::move(spec), [respond = std::move(respond), value_read,
                                             lead](runtime::HttpCallResult r) {
@@ -458,7 +463,8 @@ class Node::Impl {
         if (value_read && r.http_status == 200) out.content_type = "application/octet-stream";
         return respond(std::move(out));
       }
-      if (r.status.code() == StatusCode::kDeadlineExceeded) {
+      // A leader that died after reading the request may have proposed it: unknown, not 503.
+      if (r.status.code() == StatusCode::kDeadlineExceeded || r.request_sent) {
         return respond(Error(504, fmt::format("no answer from the leader {}; outcome unknown: {}",
                                               lead, r.status.message())));
       }

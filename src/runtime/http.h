@@ -153,6 +153,11 @@ struct HttpCallSpec {
   std::map<std::string, std::string> headers;
   std::string body;
   int64_t timeout_ms = 3'000;  // whole call: connect, send, receive
+  // Whether a request written on a pooled connection that then ends without a byte of answer is
+  // sent again on a fresh connection (the keep-alive race; see HttpClient). A server that
+  // crashed after acting on it would then see it twice: set false for requests that must not
+  // run twice; such a call fails with request_sent = true (outcome unknown) instead.
+  bool retry_if_unanswered = true;
 };
 
 struct HttpCallResult {
@@ -168,6 +173,10 @@ struct HttpCallResult {
   Status status;
   int http_status = 0;
   std::string body;
+  // True once the whole request was written to the peer: on an error the peer may have acted
+  // on it (outcome unknown). False when nothing that the peer could act on was sent (connect
+  // failures, a write cut short - a server acts only on complete requests).
+  bool request_sent = false;
 };
 
 struct HttpClientOptions {

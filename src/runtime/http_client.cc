@@ -338,6 +338,7 @@ class CallOp : public std::enable_shared_from_this<CallOp> {
       if (reused_ && !retried_) return Retry();
       return Fail(Unavailable("send to " + key_ + ": " + ec.message()));
     }
+    result_.request_sent = true;
     StartResponse();
   }
 
@@ -385,7 +386,7 @@ class CallOp : public std::enable_shared_from_this<CallOp> {
       if (!eof_ec && parser.is_done()) return OnResponse();
     }
     const bool nothing_received = !parser.got_some() && conn_->buffer_.size() == 0;
-    if (nothing_received && reused_ && !retried_ &&
+    if (nothing_received && reused_ && !retried_ && spec_.retry_if_unanswered &&
         (ec == asio::error::eof || ec == asio::error::connection_reset)) {
       // The peer closed an idle connection without reading our request (see http.h).
       return Retry();

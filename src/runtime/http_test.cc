@@ -394,6 +394,7 @@ TEST_F(HttpTest, ConnectionRefusedIsUnavailable) {
       io_, client, Spec("POST", "http://127.0.0.1:" + std::to_string(port) + "/x", "{}"));
   EXPECT_EQ(r.status.code(), StatusCode::kUnavailable) << r.status.ToString();
   EXPECT_NE(r.status.message().find(std::to_string(port)), std::string::npos);
+  EXPECT_FALSE(r.request_sent) << "nothing reached a peer: safe to treat as not done";
 }
 
 TEST_F(HttpTest, BadCallSpecIsInvalidArgumentAndNeverCompletesInline) {
@@ -722,8 +723,24 @@ TEST_F(HttpTest, EofBeforeAnyResponseByteOnReusedConnectionIsRetried) {
   HttpCallResult second = CallAndWait(io_, client, Spec("GET", url));
   ASSERT_TRUE(second.status.ok()) << second.status.ToString();
   EXPECT_EQ(second.body, "first");  // answered by the fresh connection
+  EXPECT_TRUE(second.request_sent);
   EXPECT_EQ(peer.accepted(), 2);
   EXPECT_EQ(peer.requests(), 3);
+}
+
+TEST_F(HttpTest, UnansweredRequestIsNotRetriedWhenItMustNotRunTwice) {
+  ScriptedServer peer(io_, ScriptedServer::Second::kCloseSilently);
+  HttpClient client(io_);
+  const std::string url = "http://127.0.0.1:" + std::to_string(peer.port()) + "/x";
+  HttpCallSpec spec = Spec("POST", url, "{}");
+  spec.retry_if_unanswered = false;
+  HttpCallResult first = CallAndWait(io_, client, spec);
+  ASSERT_TRUE(first.status.ok()) << first.status.ToString();
+  HttpCallResult second = CallAndWait(io_, client, spec);
+  EXPECT_EQ(second.status.code(), StatusCode::kUnavailable) << second.status.ToString();
+  EXPECT_TRUE(second.request_sent) << "the server read it: it may have acted on it";
+  EXPECT_EQ(peer.accepted(), 1);
+  EXPECT_EQ(peer.requests(), 2);
 }
 
 TEST_F(HttpTest, PartialResponseIsNeverRetried) {
@@ -762,6 +779,7 @@ TEST_F(HttpTest, FreshConnectionClosedWithoutAnswerIsNotRetried) {
   const std::string url = "http://127.0.0.1:" + std::to_string(peer.port()) + "/x";
   HttpCallResult r = CallAndWait(io_, client, Spec("POST", url, "{}"));
   EXPECT_EQ(r.status.code(), StatusCode::kUnavailable) << r.status.ToString();
+  EXPECT_TRUE(r.request_sent) << "the peer read the request and may have acted on it";
   EXPECT_EQ(peer.accepted(), 1);
   EXPECT_EQ(peer.requests(), 1);
 }

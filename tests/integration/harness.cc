@@ -15,7 +15,8 @@ json HttpReply::Json() const {
   return j.is_discarded() ? json() : j;
 }
 
-Http::Http() : work_(boost::asio::make_work_guard(io_)) {
+Http::Http(bool retry_if_unanswered)
+    : retry_if_unanswered_(retry_if_unanswered), work_(boost::asio::make_work_guard(io_)) {
   client_ = std::make_unique<runtime::HttpClient>(io_);
   thread_ = std::thread([this] { io_.run(); });
 }
@@ -39,13 +40,14 @@ std::future<HttpReply> Http::Async(std::string method, std::string url, std::str
   spec.url = std::move(url);
   spec.body = std::move(body);
   spec.timeout_ms = timeout_ms;
+  spec.retry_if_unanswered = retry_if_unanswered_;
   boost::asio::post(io_, [this, spec = std::move(spec), promise]() mutable {
     if (!client_) {
       promise->set_value(HttpReply{Unavailable("client shut down"), 0, ""});
       return;
     }
     client_->Call(std::move(spec), [promise](runtime::HttpCallResult r) {
-      promise->set_value(HttpReply{r.status, r.http_status, std::move(r.body)});
+      promise->set_value(HttpReply{r.status, r.http_status, std::move(r.body), r.request_sent});
     });
   });
   return future;

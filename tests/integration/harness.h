@@ -29,6 +29,7 @@ struct HttpReply {
   Status transport;  // OK when an HTTP response arrived
   int status = 0;
   std::string body;
+  bool request_sent = false;  // on a transport error: the peer may have acted on the request
   // The body parsed as JSON; null when it is not JSON.
   json Json() const;
 };
@@ -36,7 +37,9 @@ struct HttpReply {
 // A blocking client over runtime::HttpClient, with its own io thread.
 class Http {
  public:
-  Http();
+  // retry_if_unanswered: see runtime::HttpCallSpec (false for clients whose history is checked:
+  // a request must never run twice behind their back).
+  explicit Http(bool retry_if_unanswered = true);
   ~Http();
 
   std::future<HttpReply> Async(std::string method, std::string url, std::string body = "",
@@ -50,6 +53,7 @@ class Http {
   }
 
  private:
+  bool retry_if_unanswered_;
   boost::asio::io_context io_;
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
   std::unique_ptr<runtime::HttpClient> client_;
