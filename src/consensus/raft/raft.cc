@@ -146,9 +146,10 @@ RawNode::RawNode(const Config& config, const Storage* storage)
   vote_ = hs.vote;
   if (config.applied > log_.applied()) log_.AppliedTo(config.applied);
   BecomeFollower(term_, kNoNode);
-  // This node may have acknowledged a leader's heartbeat just before it (re)started; its
-  // stickiness toward that leader's lease must survive the restart.
-  start_quiet_ = config.read_only == ReadOnly::kLeaseBased;
+  // This node may have acknowledged a leader's heartbeat just before it restarted; its
+  // stickiness toward that leader's lease must survive the restart. (At term 0 it never heard
+  // of a leader.)
+  start_quiet_ = config.read_only == ReadOnly::kLeaseBased && term_ > 0;
   prev_hard_state_ = HardState{term_, vote_, log_.committed()};
   prev_soft_state_ = SoftState{lead_, role_};
 }

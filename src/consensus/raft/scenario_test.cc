@@ -9,8 +9,8 @@
 //   expected output (ends at a blank line)
 //
 // Commands: cluster n= [pre_vote= check_quorum= election_tick= seed= max_inflight=
-// max_size= learners=4,5 snapshot_timeout=] (pre_vote and check_quorum default to false: plain
-// Raft as in the paper);
+// max_size= learners=4,5 snapshot_timeout= read_only=safe|lease] (pre_vote and check_quorum
+// default to false: plain Raft as in the paper);
 // log ID terms=1,1,2 [term= vote= commit=] (replace a node's stored log, then restart it);
 // campaign ID; tick ID|all [n=]; propose ID DATA; read-index ID CTX; transfer ID TARGET;
 // deliver [from= to= type=] (one pass over the queued messages); stabilize [from= to= type=]
@@ -179,6 +179,11 @@ class Runner {
         static_cast<int>(ParseU64(a.kv.count("election_tick") ? a.kv.at("election_tick") : "10"));
     over.max_inflight_msgs = ParseU64(a.kv.count("max_inflight") ? a.kv.at("max_inflight") : "256");
     over.max_size_per_msg = ParseU64(a.kv.count("max_size") ? a.kv.at("max_size") : "1048576");
+    const std::string read_only = a.kv.count("read_only") ? a.kv.at("read_only") : "safe";
+    if (read_only != "safe" && read_only != "lease") {
+      throw ScriptError{"read_only must be safe or lease"};
+    }
+    over.read_only = read_only == "lease" ? ReadOnly::kLeaseBased : ReadOnly::kSafe;
     over.snapshot_timeout_tick = static_cast<int>(
         ParseU64(a.kv.count("snapshot_timeout") ? a.kv.at("snapshot_timeout") : "50"));
     const uint64_t seed = ParseU64(a.kv.count("seed") ? a.kv.at("seed") : "1");
@@ -201,6 +206,7 @@ class Runner {
       cfg.max_inflight_msgs = over.max_inflight_msgs;
       cfg.max_size_per_msg = over.max_size_per_msg;
       cfg.snapshot_timeout_tick = over.snapshot_timeout_tick;
+      cfg.read_only = over.read_only;
     });
   }
 
