@@ -8,6 +8,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <condition_variable>
@@ -130,8 +131,16 @@ class Node::Impl {
     if (!storage.ok()) return storage.status();
     storage_ = std::move(*storage);
 
+    if (const raft::SnapshotMetadata meta = storage_->snapshot_metadata(); meta.index > 0) {
+      auto snap = storage_->Snapshot();
+      if (!snap.ok()) return snap.status();
+      DTX_RETURN_IF_ERROR(sm_.Restore(snap->data));
+      applied_ = meta.index;
+    }
+
     raft::Config c;
     c.id = options_.id;
+    c.applied = applied_;
     for (const Member& m : options_.members) c.peers.push_back(m.id);
     c.election_tick = options_.election_ticks;
     c.heartbeat_tick = options_.heartbeat_ticks;
@@ -271,6 +280,9 @@ class Node::Impl {
       raft::Ready rd = raw_->Ready();
       if (Status s = storage_->Persist(rd); !s.ok()) return Fatal(s);
       if (!rd.messages.empty()) transport_->Send(rd.messages);
+      if (rd.snapshot && !rd.snapshot->empty()) {
+        if (Status s = InstallSnapshot(*rd.snapshot); !s.ok()) return Fatal(s);
+      }
       for (const raft::Entry& e : rd.committed_entries) {
         if (Status s = Apply(e); !s.ok()) return Fatal(s);
       }
@@ -293,10 +305,37 @@ class Node::Impl {
       ServeReads();
     }
     if (!stopped_ && raw_->HasReady()) ScheduleProcess();
+    if (!stopped_) MaybeCompact();
+  }
+
+  // The leader's snapshot replaces the map. Writes waiting on entries it covers cannot learn
+  // their results any more.
+  Status InstallSnapshot(const raft::Snapshot& snap) {
+    DTX_RETURN_IF_ERROR(sm_.Restore(snap.data));
+    applied_ = snap.metadata.index;
+    log_bytes_since_snapshot_ = 0;
+    for (auto it = writes_.begin(); it != writes_.end() && it->first <= applied_;) {
+      it->second.respond(
+          Error(504, "the node restored a snapshot; the write's outcome is unknown"));
+      it = writes_.erase(it);
+    }
+    return Status::Ok();
+  }
+
+  void MaybeCompact() {
+    if (log_bytes_since_snapshot_ < std::max<uint64_t>(options_.snapshot_min_bytes, sm_.bytes())) {
+      return;
+    }
+    Status s = storage_->SaveSnapshotAndCompact(applied_, sm_.Serialize());
+    // kFailedPrecondition: the storage has not seen a commit index that covers applied_ yet;
+    // the next round will.
+    if (!s.ok() && s.code() != StatusCode::kFailedPrecondition) return Fatal(s);
+    if (s.ok()) log_bytes_since_snapshot_ = 0;
   }
 
   Status Apply(const raft::Entry& e) {
     applied_ = e.index;
+    log_bytes_since_snapshot_ += raft::EntrySize(e);
     ApplyResult result;
     CommandType type = CommandType::kPut;
     const bool command = !e.data.empty();
@@ -510,6 +549,7 @@ class Node::Impl {
                 {"commit", st.commit},
                 {"applied", applied_},
                 {"last_index", st.last_index},
+                {"snapshot_index", storage_->snapshot_metadata().index},
                 {"keys", sm_.size()},
                 {"members", std::move(members)}};
   }
@@ -531,6 +571,7 @@ class Node::Impl {
 
   StateMachine sm_;
   uint64_t applied_ = 0;
+  uint64_t log_bytes_since_snapshot_ = 0;
   std::multimap<uint64_t, Write> writes_;  // by entry index
   std::map<std::string, Read> reads_;      // by ReadIndex context
   uint64_t read_seq_ = 0;

@@ -23,6 +23,9 @@
 // A write is answered only after its entry is committed (on a quorum's disks, fsync'ed) and
 // applied here. Acknowledged means durable.
 //
+// Memory: the map lives in memory, and so does the log since the last snapshot (see
+// snapshot_min_bytes); a restart restores the latest snapshot and re-applies the log after it.
+//
 // With test_faults, POST /v1/test/block?peer=ID and /v1/test/unblock?peer=ID cut and restore
 // the Raft traffic between this node and a peer (both directions, as seen from this node) and
 // stop forwarding to it: a network partition for real-process tests.
@@ -65,6 +68,11 @@ struct NodeOptions {
   int heartbeat_ticks = 1;
   int64_t request_timeout_ms = 5'000;  // a write or read not done by then: 504 / 503
   bool test_faults = false;            // enables /v1/test/block and /v1/test/unblock
+  // Log compaction: once the entries applied since the last snapshot hold more bytes than
+  // max(snapshot_min_bytes, the map's bytes), the map is written as a snapshot and the log up
+  // to it dropped (memory and disk). Amortized, a snapshot costs at most one more write of
+  // every byte written. The snapshot is taken on the io thread: requests wait meanwhile.
+  uint64_t snapshot_min_bytes = 64ull << 20;
 
   // kInvalidArgument naming the first problem (unknown id, duplicate ids or addresses, even or
   // zero member count, bad timings).

@@ -87,6 +87,46 @@ ApplyResult StateMachine::Apply(const Command& c) {
   return result;
 }
 
+namespace {
+constexpr uint8_t kImageVersion = 1;
+}  // namespace
+
+std::string StateMachine::Serialize() const {
+  std::string out;
+  out.reserve(16 + bytes_ + 16 * map_.size());
+  PutU8(out, kImageVersion);
+  PutU64(out, map_.size());
+  for (const auto& [key, value] : map_) {
+    PutBytes(out, key);
+    PutBytes(out, value);
+  }
+  return out;
+}
+
+Status StateMachine::Restore(std::string_view image) {
+  ByteReader r(image);
+  const uint8_t version = r.U8();
+  const uint64_t count = r.U64();
+  // Each pair takes at least 16 bytes: a count beyond that is corruption, not an allocation.
+  if (!r.ok() || version != kImageVersion || count > r.remaining() / 16) {
+    return DataLoss("dtxkv: the snapshot image is malformed");
+  }
+  std::unordered_map<std::string, std::string> map;
+  map.reserve(count);
+  uint64_t bytes = 0;
+  for (uint64_t i = 0; i < count; ++i) {
+    std::string_view key = r.Bytes();
+    std::string_view value = r.Bytes();
+    if (!r.ok()) return DataLoss("dtxkv: the snapshot image is truncated");
+    bytes += key.size() + value.size();
+    map.emplace(key, value);
+  }
+  if (!r.done() || map.size() != count) return DataLoss("dtxkv: the snapshot image is malformed");
+  map_ = std::move(map);
+  bytes_ = bytes;
+  return Status::Ok();
+}
+
 std::optional<std::string> StateMachine::Get(std::string_view key) const {
   auto it = map_.find(std::string(key));
   if (it == map_.end()) return std::nullopt;

@@ -53,6 +53,12 @@ class StateMachine {
   // The value of key, nullopt when absent.
   std::optional<std::string> Get(std::string_view key) const;
   size_t size() const { return map_.size(); }
+
+  // The whole map as bytes (the Raft snapshot's data), and its inverse, which replaces the map.
+  // Restore returns kDataLoss (and leaves the map unchanged) when the bytes are not an image
+  // Serialize produced.
+  std::string Serialize() const;
+  Status Restore(std::string_view image);
   // Payload bytes held (keys + values), for status pages.
   uint64_t bytes() const { return bytes_; }
 

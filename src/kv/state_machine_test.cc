@@ -68,6 +68,38 @@ TEST(CommandCodecTest, RoundTripsAndRefusesAnythingElse) {
   EXPECT_FALSE(DecodeCommand("").ok()) << "an empty entry (a leader's no-op) is not a command";
 }
 
+TEST(StateMachineTest, ImagesRestoreTheSameMapAndRefuseCorruption) {
+  StateMachine sm;
+  for (int i = 0; i < 100; ++i) {
+    sm.Apply({CommandType::kPut, "k" + std::to_string(i), std::string(i, 'v'), std::nullopt});
+  }
+  const std::string image = sm.Serialize();
+  StateMachine copy;
+  copy.Apply({CommandType::kPut, "stale", "x", std::nullopt});
+  ASSERT_TRUE(copy.Restore(image).ok());
+  EXPECT_EQ(copy.size(), 100u);
+  EXPECT_EQ(copy.bytes(), sm.bytes());
+  EXPECT_EQ(copy.Get("k42"), std::string(42, 'v'));
+  EXPECT_EQ(copy.Get("stale"), std::nullopt) << "a restore replaces the map";
+  EXPECT_EQ(copy.Serialize().size(), image.size());
+
+  for (size_t n : {size_t{0}, size_t{1}, size_t{9}, image.size() / 2, image.size() - 1}) {
+    EXPECT_EQ(copy.Restore(image.substr(0, n)).code(), StatusCode::kDataLoss) << n;
+  }
+  std::string bad_version = image;
+  bad_version[0] = 7;
+  EXPECT_FALSE(copy.Restore(bad_version).ok());
+  std::string huge_count = image;
+  huge_count[8] = '\x7f';
+  EXPECT_FALSE(copy.Restore(huge_count).ok());
+  EXPECT_FALSE(copy.Restore(image + "x").ok()) << "trailing bytes";
+  EXPECT_EQ(copy.size(), 100u) << "a refused image changes nothing";
+
+  StateMachine empty;
+  ASSERT_TRUE(copy.Restore(empty.Serialize()).ok());
+  EXPECT_EQ(copy.size(), 0u);
+}
+
 TEST(ValidationTest, KeysAndValuesAreBounded) {
   EXPECT_TRUE(ValidateKey("a/b c").ok());
   EXPECT_EQ(ValidateKey("").code(), StatusCode::kInvalidArgument);

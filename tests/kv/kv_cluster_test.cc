@@ -43,10 +43,15 @@ class KvCluster {
   }
 
   Status StartNode(int id) {
-    std::vector<std::string> argv = {
-        DTXKV_BIN,   "--id",         std::to_string(id), "--data-dir", Dir(id),
-        "--tick-ms", "10",           "--election-ticks", "10",         "--request-timeout-ms",
-        "2000",      "--test-faults"};
+    // A small snapshot threshold, so compaction and InstallSnapshot happen in every test.
+    std::vector<std::string> argv = {DTXKV_BIN,
+                                     "--id=" + std::to_string(id),
+                                     "--data-dir=" + Dir(id),
+                                     "--tick-ms=10",
+                                     "--election-ticks=10",
+                                     "--request-timeout-ms=2000",
+                                     "--snapshot-min-bytes=4096",
+                                     "--test-faults"};
     for (int m = 1; m <= 3; ++m) {
       argv.push_back("--member");
       argv.push_back(std::to_string(m) + ",127.0.0.1:" + std::to_string(peer_ports_[m - 1]) +
@@ -331,7 +336,7 @@ TEST_F(KvClusterTest, FullClusterRestartLosesNoAcknowledgedWrite) {
   for (int i = 0; i < 500; ++i) {
     {
       std::lock_guard lock(mu);
-      if (acknowledged.size() >= 100) break;
+      if (acknowledged.size() >= 200) break;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
@@ -341,6 +346,8 @@ TEST_F(KvClusterTest, FullClusterRestartLosesNoAcknowledgedWrite) {
   ASSERT_FALSE(acknowledged.empty()) << "nothing was acknowledged before the crash";
   for (int id = 1; id <= 3; ++id) ASSERT_TRUE(cluster_.StartNode(id).ok());
   ASSERT_NE(cluster_.Leader(), 0);
+  EXPECT_GT(cluster_.NodeStatus(1).value("snapshot_index", 0), 0)
+      << "the restart went through a snapshot";
   size_t missing = 0;
   for (const auto& [key, value] : acknowledged) {
     HttpReply r = http_.Call("GET", cluster_.Url(1, "/v1/kv/" + key), "", 5'000);

@@ -43,6 +43,10 @@ int main(int argc, char** argv) {
   app.add_option("--request-timeout-ms", o.request_timeout_ms,
                  "A write not applied by then is answered 504 (outcome unknown)")
       ->capture_default_str();
+  app.add_option("--snapshot-min-bytes", o.snapshot_min_bytes,
+                 "Compact the log once the entries since the last snapshot hold more than "
+                 "max(this, the data's size) bytes")
+      ->capture_default_str();
   app.add_flag("--test-faults", o.test_faults,
                "Enable POST /v1/test/block|unblock?peer=ID (partition tests only)");
   CLI11_PARSE(app, argc, argv);
