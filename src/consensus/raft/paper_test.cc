@@ -789,6 +789,7 @@ TEST(PaperSnapshotTest, FollowerDiscardsItsEntireLogForANewerSnapshot) {
   EXPECT_EQ(s->storage.LastIndex(), 6u);
   EXPECT_EQ(s->node->GetStatus().applied, 6u);
   EXPECT_EQ(s->node->GetStatus().last_index, 6u);
+  EXPECT_EQ(s->node->GetStatus().snapshot_index, 6u);
   EXPECT_EQ(s->node->log().TermOrZero(3), 0u);  // the conflicting entries are gone
   // Replication continues right after the snapshot.
   Message app = Msg(MessageType::kApp, 2, 1, 3);

@@ -375,6 +375,7 @@ NodeStatus RawNode::GetStatus() const {
   s.commit = log_.committed();
   s.applied = log_.applied();
   s.last_index = log_.LastIndex();
+  s.snapshot_index = log_.FirstIndex() - 1;
   s.learner = learner_;
   s.lead_transferee = lead_transferee_;
   return s;

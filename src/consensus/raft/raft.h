@@ -151,6 +151,8 @@ struct NodeStatus {
   uint64_t commit = 0;
   uint64_t applied = 0;
   uint64_t last_index = 0;
+  // The log is compacted up to here (the latest snapshot's index; 0 without one).
+  uint64_t snapshot_index = 0;
   bool learner = false;
   // The target of the leadership transfer in progress (leader only), kNoNode if none.
   NodeId lead_transferee = kNoNode;
