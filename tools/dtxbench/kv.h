@@ -4,13 +4,14 @@
 //   kv           closed-loop writes of distinct keys with fixed-size values for --seconds against
 //                each system given (dtxkv's PUT /v1/kv/<key>, etcd's JSON gateway POST
 //                /v3/kv/put), once against the leader and once round-robin over every node (a
-//                follower forwards to the leader); writes/s, p50, p99, errors and dtxkv/etcd.
-//   kv-failover  continuous writes round-robin over the nodes while the leader is killed with
-//                SIGKILL; the failover time is from the kill to the first acknowledgement of a
-//                write issued after the kill. The caller's --restart-cmd brings the node back
-//                and the next round waits until the cluster is whole again.
-//   kv-load      loads --keys keys through the leader, waits until every node applied them and
-//                prints each node's current and peak RSS (VmRSS, VmHWM).
+//                follower forwards to the leader); writes/s, p50, p99, errors and dtxkv/etcd;
+//                sampled keys are read back afterwards.
+//   kv-failover  (dtxkv or etcd) continuous writes round-robin over the nodes while the leader
+//                is killed with SIGKILL; the failover time is from the kill to the first
+//                acknowledgement of a write issued after the kill. The caller's --restart-cmd
+//                brings the node back and the next round waits until the cluster is whole again.
+//   kv-load      loads --keys keys into dtxkv through the leader, waits until every node
+//                applied them and prints each node's current and peak RSS (VmRSS, VmHWM).
 //
 // The parsing helpers below are pure functions, tested without servers (kv_test.cc).
 // Thread-safety: everything here is called from main's thread; RunKv starts and joins its own
@@ -36,8 +37,8 @@ enum class KvMode { kBench, kFailover, kLoad };
 // The command-line options of the three subcommands, as given (lists still comma-separated).
 struct KvOptions {
   std::string dtxkv;  // base URLs of the dtxkv nodes, "http://127.0.0.1:7001,http://..."
-  std::string etcd;   // client URLs of the etcd members (kv only)
-  std::string pids;   // kv-failover, kv-load: pids of the dtxkv nodes, in the order of --dtxkv
+  std::string etcd;   // client URLs of the etcd members (kv, kv-failover)
+  std::string pids;   // kv-failover, kv-load: pids of the nodes, in the order of the URLs
   int clients = 16;   // requests in flight
   int threads = 2;    // client io threads
   double seconds = 10;
