@@ -36,6 +36,7 @@ constexpr std::string_view kKvPrefix = "/v1/kv/";
 constexpr std::string_view kCasPrefix = "/v1/cas/";
 constexpr const char* kForwardedHeader = "x-dtxkv-forwarded";
 constexpr int kMaxReadyRounds = 64;
+constexpr size_t kMaxMessageBytes = size_t{1} << 30;
 
 Result<std::pair<std::string, uint16_t>> ParseHostPort(std::string_view s, std::string_view what) {
   const size_t colon = s.rfind(':');
@@ -154,6 +155,9 @@ class Node::Impl {
     to.self = options_.id;
     to.listen_host = self.peer_host;
     to.listen_port = self.peer_port;
+    // A snapshot travels in one message: frames and queues must hold the whole image.
+    to.max_frame_bytes = kMaxMessageBytes;
+    to.max_queued_bytes_per_peer = kMaxMessageBytes;
     for (const Member& m : options_.members) {
       if (m.id != options_.id) to.peers.push_back(PeerAddress{m.id, m.peer_host, m.peer_port});
     }
@@ -323,14 +327,26 @@ class Node::Impl {
   }
 
   void MaybeCompact() {
-    if (log_bytes_since_snapshot_ < std::max<uint64_t>(options_.snapshot_min_bytes, sm_.bytes())) {
-      return;
-    }
+    const uint64_t threshold = std::max<uint64_t>(options_.snapshot_min_bytes, sm_.bytes());
+    if (log_bytes_since_snapshot_ < threshold) return;
+    // A follower a few entries behind would need the whole image once the leader drops them:
+    // the leader waits for a moment when every live follower has the applied entries, up to
+    // twice the threshold.
+    if (log_bytes_since_snapshot_ < 2 * threshold && !FollowersHaveApplied()) return;
     Status s = storage_->SaveSnapshotAndCompact(applied_, sm_.Serialize());
     // kFailedPrecondition: the storage has not seen a commit index that covers applied_ yet;
     // the next round will.
     if (!s.ok() && s.code() != StatusCode::kFailedPrecondition) return Fatal(s);
     if (s.ok()) log_bytes_since_snapshot_ = 0;
+  }
+
+  bool FollowersHaveApplied() const {
+    if (raw_->role() != raft::Role::kLeader) return true;
+    for (const auto& [id, m] : members_) {
+      const raft::Progress* p = id == options_.id ? nullptr : raw_->PeerProgress(id);
+      if (p != nullptr && p->recent_active && p->match < applied_) return false;
+    }
+    return true;
   }
 
   Status Apply(const raft::Entry& e) {

@@ -71,7 +71,8 @@ struct NodeOptions {
   // Log compaction: once the entries applied since the last snapshot hold more bytes than
   // max(snapshot_min_bytes, the map's bytes), the map is written as a snapshot and the log up
   // to it dropped (memory and disk). Amortized, a snapshot costs at most one more write of
-  // every byte written. The snapshot is taken on the io thread: requests wait meanwhile.
+  // every byte written. The snapshot is taken on the io thread: requests wait meanwhile. A
+  // snapshot is sent to a lagging follower in one message, so the data is limited to ~1 GiB.
   uint64_t snapshot_min_bytes = 64ull << 20;
 
   // kInvalidArgument naming the first problem (unknown id, duplicate ids or addresses, even or
