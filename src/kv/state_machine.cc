@@ -46,19 +46,23 @@ Result<Command> DecodeCommand(std::string_view bytes) {
   return c;
 }
 
+void StateMachine::Store(Map::iterator it, const std::string& key, const std::string& value) {
+  if (it == map_.end()) {
+    bytes_ += key.size() + value.size();
+    map_.emplace(key, value);
+  } else {
+    bytes_ = bytes_ - it->second.size() + value.size();
+    it->second = value;
+  }
+}
+
 ApplyResult StateMachine::Apply(const Command& c) {
   ApplyResult result;
   auto it = map_.find(c.key);
   result.existed = it != map_.end();
   switch (c.type) {
     case CommandType::kPut:
-      if (it == map_.end()) {
-        bytes_ += c.key.size() + c.value.size();
-        map_.emplace(c.key, c.value);
-      } else {
-        bytes_ = bytes_ - it->second.size() + c.value.size();
-        it->second = c.value;
-      }
+      Store(it, c.key, c.value);
       break;
     case CommandType::kDelete:
       if (it != map_.end()) {
@@ -74,13 +78,7 @@ ApplyResult StateMachine::Apply(const Command& c) {
         break;
       }
       result.swapped = true;
-      if (it == map_.end()) {
-        bytes_ += c.key.size() + c.value.size();
-        map_.emplace(c.key, c.value);
-      } else {
-        bytes_ = bytes_ - it->second.size() + c.value.size();
-        it->second = c.value;
-      }
+      Store(it, c.key, c.value);
       break;
     }
   }
@@ -111,7 +109,7 @@ Status StateMachine::Restore(std::string_view image) {
   if (!r.ok() || version != kImageVersion || count > r.remaining() / 16) {
     return DataLoss("dtxkv: the snapshot image is malformed");
   }
-  std::unordered_map<std::string, std::string> map;
+  Map map;
   map.reserve(count);
   uint64_t bytes = 0;
   for (uint64_t i = 0; i < count; ++i) {

@@ -63,7 +63,11 @@ class StateMachine {
   uint64_t bytes() const { return bytes_; }
 
  private:
-  std::unordered_map<std::string, std::string> map_;
+  using Map = std::unordered_map<std::string, std::string>;
+  // Sets key (at `it`, or absent when it is end()) to value, keeping bytes_ right.
+  void Store(Map::iterator it, const std::string& key, const std::string& value);
+
+  Map map_;
   uint64_t bytes_ = 0;
 };
 
