@@ -33,6 +33,7 @@
 
 #include "coord/txn_codec.h"
 #include "dtxbench/load.h"
+#include "dtxbench/util.h"
 #include "runtime/http.h"
 
 extern char** environ;
@@ -97,29 +98,6 @@ Result<json> ParseObject(std::string_view body) {
 
 // ---- processes ----
 
-struct ProcMemory {
-  long rss_kb = -1;
-  long hwm_kb = -1;
-};
-
-ProcMemory ReadMemory(int pid) {
-  ProcMemory m;
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) m.rss_kb = std::atol(line.c_str() + 6);
-    if (line.rfind("VmHWM:", 0) == 0) m.hwm_kb = std::atol(line.c_str() + 6);
-  }
-  return m;
-}
-
-std::string Mb(long kb) {
-  if (kb < 0) return "n/a";
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f MB", static_cast<double>(kb) / 1024.0);
-  return buf;
-}
-
 // Runs `command` with /bin/sh under coreutils' timeout and returns its stdout. The output goes
 // to a file, not a pipe, so that a server the command leaves running cannot hold our read open.
 Result<std::string> RunShell(const std::string& command, double timeout_seconds) {
@@ -164,31 +142,6 @@ Result<std::string> RunShell(const std::string& command, double timeout_seconds)
 }
 
 // ---- HTTP ----
-
-// One blocking HTTP call at a time on a private io_context.
-class BlockingHttp {
- public:
-  runtime::HttpCallResult Call(const std::string& method, const std::string& url,
-                               std::string body = "", int64_t timeout_ms = 2'000) {
-    runtime::HttpCallSpec spec;
-    spec.method = method;
-    spec.url = url;
-    spec.body = std::move(body);
-    spec.timeout_ms = timeout_ms;
-    std::optional<runtime::HttpCallResult> result;
-    client_.Call(std::move(spec), [&result](runtime::HttpCallResult r) { result = std::move(r); });
-    io_.restart();
-    // Bounded by the call's own timeout: the callback always runs.
-    while (!result && io_.run_one() > 0) {
-    }
-    if (!result) return {Internal("the HTTP client never completed the call"), 0, ""};
-    return *result;
-  }
-
- private:
-  boost::asio::io_context io_{1};
-  runtime::HttpClient client_{io_};
-};
 
 std::string Describe(const runtime::HttpCallResult& r) {
   if (!r.status.ok()) return r.status.ToString();

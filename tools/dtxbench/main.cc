@@ -45,6 +45,7 @@
 
 #include "dtxbench/kv.h"
 #include "dtxbench/load.h"
+#include "dtxbench/util.h"
 #include "runtime/http.h"
 
 extern char** environ;
@@ -79,23 +80,6 @@ struct Options {
 
 // ---- small helpers ----
 
-struct ProcMemory {
-  long rss_kb = -1;
-  long hwm_kb = -1;
-};
-
-ProcMemory ReadMemory(int pid) {
-  ProcMemory m;
-  if (pid <= 0) return m;
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) m.rss_kb = std::atol(line.c_str() + 6);
-    if (line.rfind("VmHWM:", 0) == 0) m.hwm_kb = std::atol(line.c_str() + 6);
-  }
-  return m;
-}
-
 // User + system CPU seconds of a process, -1 if unknown.
 double CpuSeconds(int pid) {
   if (pid <= 0) return -1;
@@ -121,13 +105,6 @@ double SelfCpuSeconds() {
          static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
 }
 
-std::string Mb(long kb) {
-  if (kb < 0) return "n/a";
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f MB", static_cast<double>(kb) / 1024.0);
-  return buf;
-}
-
 uint16_t PickFreePort() {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in addr{};
@@ -142,30 +119,6 @@ uint16_t PickFreePort() {
   if (fd >= 0) ::close(fd);
   return port;
 }
-
-// One blocking HTTP call on a private io_context.
-class BlockingClient {
- public:
-  runtime::HttpCallResult Call(const std::string& method, const std::string& url,
-                               int64_t timeout_ms = 5'000) {
-    runtime::HttpCallSpec spec;
-    spec.method = method;
-    spec.url = url;
-    spec.timeout_ms = timeout_ms;
-    std::optional<runtime::HttpCallResult> result;
-    client_.Call(std::move(spec), [&result](runtime::HttpCallResult r) { result = std::move(r); });
-    io_.restart();
-    // Bounded by the call's own timeout: the callback always runs.
-    while (!result && io_.run_one() > 0) {
-    }
-    if (!result) return {Internal("the HTTP client never completed the call"), 0, ""};
-    return *result;
-  }
-
- private:
-  boost::asio::io_context io_{1};
-  runtime::HttpClient client_{io_};
-};
 
 // The value of an unlabelled metric in Prometheus text, or -1.
 double Metric(const std::string& text, const std::string& name) {
@@ -317,7 +270,7 @@ class Dtxd {
   void WaitReady() {
     // Polls with a pause: a starting server offers nothing to wait on. Bounded to about 30 s.
     for (int i = 0; i < 1500; ++i) {
-      auto r = client_.Call("GET", Url("/api/ping"), 1'000);
+      auto r = client_.Call("GET", Url("/api/ping"), "", 1'000);
       if (r.status.ok() && r.http_status == 200) return;
       if (pid_ > 0) {
         int status;
@@ -331,7 +284,7 @@ class Dtxd {
     Die("dtxd at " + url_ + " does not answer /api/ping");
   }
 
-  BlockingClient client_;
+  BlockingHttp client_;
   std::string url_;
   pid_t pid_ = 0;
   int external_pid_ = 0;
