@@ -19,6 +19,7 @@ bool KnownMessageType(uint8_t t) { return MessageTypeName(static_cast<MessageTyp
 bool KnownEntryType(uint8_t t) {
   switch (static_cast<EntryType>(t)) {
     case EntryType::kNormal:
+    case EntryType::kConfChange:
       return true;
   }
   return false;
@@ -37,7 +38,8 @@ void PutBytes(std::string_view b, std::string* out) {
   out->append(b);
 }
 
-constexpr uint8_t kNewestVersion = 2;
+// Version 1: no snapshot; 2: a snapshot without a configuration; 3: a snapshot with one.
+constexpr uint8_t kNewestVersion = 3;
 
 bool CarriesSnapshot(const Message& m) { return !(m.snapshot == Snapshot{}); }
 
@@ -162,15 +164,37 @@ Status DecodeSnapshot(Reader& r, Message* m) {
   return Status::Ok();
 }
 
+Status DecodeConfState(Reader& r, ConfState* cs) {
+  for (auto* ids : {&cs->voters, &cs->learners}) {
+    uint64_t n = 0;
+    const size_t at = r.pos();
+    DTX_RETURN_IF_ERROR(r.Varint("conf state size", &n));
+    // Checked before the loop, so a forged count cannot make us allocate.
+    if (n > r.left()) {
+      return r.Bad(
+          at, "conf state size",
+          std::to_string(n) + " ids cannot fit in the " + std::to_string(r.left()) + " bytes left");
+    }
+    ids->resize(n);
+    for (NodeId& id : *ids) DTX_RETURN_IF_ERROR(r.Varint("conf state id", &id));
+  }
+  if (cs->empty()) {
+    return r.Bad(r.pos(), "conf state", "version 3 with an empty configuration");
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 void EncodeMessageTo(const Message& m, std::string* out) {
   size_t data_bytes = m.context.size();
   for (const Entry& e : m.entries) data_bytes += e.data.size() + 32;
   const bool snapshot = CarriesSnapshot(m);
-  if (snapshot) data_bytes += m.snapshot.data.size() + 20;
+  const ConfState& cs = m.snapshot.metadata.conf_state;
+  if (snapshot)
+    data_bytes += m.snapshot.data.size() + 20 + 10 * (cs.voters.size() + cs.learners.size());
   out->reserve(out->size() + 80 + data_bytes);
-  out->push_back(static_cast<char>(snapshot ? 2 : 1));
+  out->push_back(static_cast<char>(!snapshot ? 1 : cs.empty() ? 2 : 3));
   out->push_back(static_cast<char>(m.type));
   out->push_back(
       static_cast<char>((m.reject ? kFlagReject : 0) | (m.transfer ? kFlagTransfer : 0)));
@@ -193,6 +217,12 @@ void EncodeMessageTo(const Message& m, std::string* out) {
     PutVarint(m.snapshot.metadata.index, out);
     PutVarint(m.snapshot.metadata.term, out);
     PutBytes(m.snapshot.data, out);
+    if (!cs.empty()) {
+      for (const auto* ids : {&cs.voters, &cs.learners}) {
+        PutVarint(ids->size(), out);
+        for (NodeId id : *ids) PutVarint(id, out);
+      }
+    }
   }
 }
 
@@ -216,6 +246,7 @@ Result<Message> DecodeMessage(std::string_view bytes) {
   Message m;
   DTX_RETURN_IF_ERROR(DecodeV1(r, &m));
   if (version >= 2) DTX_RETURN_IF_ERROR(DecodeSnapshot(r, &m));
+  if (version >= 3) DTX_RETURN_IF_ERROR(DecodeConfState(r, &m.snapshot.metadata.conf_state));
   if (r.left() != 0) {
     return InvalidArgument("raft message: " + std::to_string(r.left()) +
                            " trailing bytes after byte " + std::to_string(r.pos()));

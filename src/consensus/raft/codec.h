@@ -14,6 +14,10 @@
 // The encoder writes version 2 only for a message whose snapshot is not the default (empty) one,
 // so every other message stays readable by a version-1 reader; a version-2 input with an empty
 // snapshot is refused as non-canonical.
+// Format version 3 = version 2 followed by the snapshot's configuration (ConfState):
+//   varint  voter count, then the voter ids; varint learner count, then the learner ids
+// written only when the configuration is not empty (a version-3 input with an empty one is
+// refused). Entries of type kConfChange need no new version (the entry type byte carries them).
 // The encoding is a function of the message, and decoding accepts only what the encoder could
 // have produced, so Encode(Decode(b)) == b for every accepted b.
 //

@@ -22,7 +22,7 @@ void RawNode::TickElection() {
   if (election_elapsed_ >= config_.election_tick) start_quiet_ = false;
   if (PastElectionTimeout()) {
     election_elapsed_ = 0;
-    if (!learner_) StartElection(config_.pre_vote);
+    if (Promotable()) StartElection(config_.pre_vote);
   }
 }
 
@@ -183,7 +183,7 @@ void RawNode::HandleVoteRequest(const Message& m) {
   // leader of this term votes for nobody else.
   // Learners neither vote nor stand for election.
   const bool can_vote =
-      !learner_ && IsVoter(m.from) &&
+      IsVoter(id_) && IsVoter(m.from) &&
       (vote_ == m.from || (vote_ == kNoNode && lead_ == kNoNode) || (pre && m.term > term_));
   Message resp;
   resp.type = pre ? MessageType::kPreVoteResp : MessageType::kVoteResp;

@@ -126,24 +126,43 @@ Result<std::unique_ptr<RawNode>> RawNode::Create(const Config& config, const Sto
                       " but does not know that entry's term");
     }
   }
-  if (hs.vote != kNoNode &&
-      std::find(config.peers.begin(), config.peers.end(), hs.vote) == config.peers.end()) {
-    return DataLoss("raft: stored vote for " + std::to_string(hs.vote) + " is not a voter");
+  // (A stored vote may name a node removed since: votes are not checked against the members.)
+  Result<SnapshotMetadata> md = storage->LatestSnapshotMetadata();
+  if (!md.ok()) return md.status();
+  std::unique_ptr<RawNode> node(new RawNode(config, storage));
+  if (!md->conf_state.empty()) node->conf_base_ = md->conf_state;
+  node->conf_base_index_ = snapshot_index;
+  // The configuration is the latest one in the log: replay the stored changes.
+  const uint64_t last = storage->LastIndex();
+  for (uint64_t lo = snapshot_index + 1; lo <= last;) {
+    Result<std::vector<Entry>> es = storage->Entries(lo, last + 1, 64ull << 20);
+    if (!es.ok()) return es.status();
+    if (es->empty()) return DataLoss("raft: storage returned no entries at " + std::to_string(lo));
+    for (const Entry& e : *es) {
+      ConfChange cc;
+      if (e.type == EntryType::kConfChange && DecodeConfChange(e.data, &cc)) {
+        node->conf_changes_[e.index] = cc;
+      }
+    }
+    lo = es->back().index + 1;
   }
-  return std::unique_ptr<RawNode>(new RawNode(config, storage));
+  node->RecomputeConf();
+  node->CompactConfHistory(node->log_.applied());
+  node->prev_conf_ = node->conf_;
+  return node;
 }
 
 RawNode::RawNode(const Config& config, const Storage* storage)
     : config_(config), rand_(config.seed), storage_(storage), log_(storage), id_(config.id) {
-  for (NodeId p : config.peers) prs_.emplace(p, Progress(config.max_inflight_msgs));
-  for (NodeId p : config.learners) {
-    prs_.emplace(p, Progress(config.max_inflight_msgs)).first->second.is_learner = true;
-  }
-  voters_ = config.peers.size();
-  learner_ = prs_.at(id_).is_learner;
+  bootstrap_conf_.voters = config.peers;
+  bootstrap_conf_.learners = config.learners;
+  std::sort(bootstrap_conf_.voters.begin(), bootstrap_conf_.voters.end());
+  std::sort(bootstrap_conf_.learners.begin(), bootstrap_conf_.learners.end());
+  conf_base_ = bootstrap_conf_;
   const HardState hs = storage->InitialState();
   term_ = hs.term;
   vote_ = hs.vote;
+  RecomputeConf();
   if (config.applied > log_.applied()) log_.AppliedTo(config.applied);
   BecomeFollower(term_, kNoNode);
   // This node may have acknowledged a leader's heartbeat just before it restarted; its
@@ -159,8 +178,8 @@ Status RawNode::Step(const Message& m) {
     return InvalidArgument("raft: message for " + std::to_string(m.to) + " delivered to " +
                            std::to_string(id_));
   }
-  if (m.from == id_ || !prs_.contains(m.from)) {
-    return InvalidArgument("raft: message from unknown peer " + std::to_string(m.from));
+  if (m.from == id_ || m.from == kNoNode) {
+    return InvalidArgument("raft: message from invalid peer " + std::to_string(m.from));
   }
   const bool is_vote = m.type == MessageType::kVote || m.type == MessageType::kPreVote;
   if (m.type == MessageType::kSnap &&
@@ -169,6 +188,9 @@ Status RawNode::Step(const Message& m) {
   }
   const bool from_leader = m.type == MessageType::kApp || m.type == MessageType::kHeartbeat ||
                            m.type == MessageType::kSnap;
+  // A removed node (or one this node has not learned of) must not disrupt: only a leader's
+  // messages are heard from outside the configuration, as this node's log may lag behind it.
+  if (!prs_.contains(m.from) && !from_leader) return Status::Ok();
   if (m.term > term_) {
     // Leader stickiness: a node that heard from a live leader lately ignores a disruptive
     // candidate (a partitioned node rejoining with a high term cannot depose it) - unless the
@@ -214,7 +236,8 @@ Status RawNode::Step(const Message& m) {
         StepFollower(m);
       } else if (m.type == MessageType::kPreVoteResp || m.type == MessageType::kVoteResp) {
         HandleVoteResponse(m);
-      } else if (m.type == MessageType::kTimeoutNow && role_ == Role::kPreCandidate) {
+      } else if (m.type == MessageType::kTimeoutNow && role_ == Role::kPreCandidate &&
+                 Promotable()) {
         // The leader of our term asks us to take over: our pre-vote is moot.
         StartElection(false, true);
       }
@@ -268,6 +291,10 @@ Status RawNode::Campaign() {
   if (learner_) {
     return FailedPrecondition("raft: node " + std::to_string(id_) +
                               " is a learner and cannot campaign");
+  }
+  if (!Promotable()) {
+    return FailedPrecondition("raft: node " + std::to_string(id_) +
+                              " is not a voter of the current configuration and cannot campaign");
   }
   StartElection(config_.pre_vote);
   return Status::Ok();
@@ -325,6 +352,7 @@ bool RawNode::HasReady() const {
   if (ready_outstanding_) return false;
   if (SoftState{lead_, role_} != prev_soft_state_) return true;
   if (HardState{term_, vote_, log_.committed()} != prev_hard_state_) return true;
+  if (conf_ != prev_conf_) return true;
   return log_.HasPendingSnapshot() || log_.HasUnstable() || !msgs_.empty() ||
          log_.HasNextCommitted() || !read_states_.empty();
 }
@@ -350,6 +378,7 @@ Ready RawNode::Ready() {
     rd.committed_entries = log_.NextCommitted(config_.max_committed_size_per_ready);
   rd.read_states = std::move(read_states_);
   read_states_.clear();
+  if (conf_ != prev_conf_) rd.conf_state = conf_;
   return rd;
 }
 
@@ -363,6 +392,8 @@ void RawNode::Advance(const raft::Ready& rd) {
   }
   if (!rd.entries.empty()) log_.StableTo(rd.entries.back().index, rd.entries.back().term);
   if (!rd.committed_entries.empty()) log_.AppliedTo(rd.committed_entries.back().index);
+  if (rd.conf_state) prev_conf_ = *rd.conf_state;
+  CompactConfHistory(log_.applied());
 }
 
 NodeStatus RawNode::GetStatus() const {
@@ -378,6 +409,7 @@ NodeStatus RawNode::GetStatus() const {
   s.snapshot_index = log_.FirstIndex() - 1;
   s.learner = learner_;
   s.lead_transferee = lead_transferee_;
+  s.conf_state = conf_;
   return s;
 }
 

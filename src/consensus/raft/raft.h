@@ -35,11 +35,15 @@
 // compaction and InstallSnapshot (a lost kSnap is re-sent after snapshot_timeout_tick ticks),
 // lease reads as an option (Config::read_only; they assume bounded clock drift, see ReadIndex).
 //
-// NOT in this version: membership change (voters and learners are fixed by Config::peers and
-// Config::learners; no promotion of a learner), snapshots sent in chunks (a kSnap carries the
-// whole image), forwarding of proposals or ReadIndex from followers (the host forwards; the core
-// refuses with kFailedPrecondition naming the known leader), async storage writes, flow control
-// by bytes in flight or uncommitted size.
+// Membership change, one server at a time (Raft thesis section 4.1, with the fix of Ongaro,
+// raft-dev 2015): ProposeConfChange appends a kConfChange entry; see there for when a
+// configuration takes effect and why that is safe.
+//
+// NOT in this version: joint consensus (changes of more than one server at once), demotion of a
+// voter to learner (remove it, then add it as a learner), snapshots sent in chunks (a kSnap
+// carries the whole image), forwarding of proposals or ReadIndex from followers (the host
+// forwards; the core refuses with kFailedPrecondition naming the known leader), async storage
+// writes, flow control by bytes in flight or uncommitted size.
 //
 // Thread-safety: a RawNode is not thread-safe; one thread (or strand) drives it.
 #pragma once
@@ -72,8 +76,11 @@ enum class ReadOnly : uint8_t { kSafe, kLeaseBased };
 
 struct Config {
   NodeId id = kNoNode;
-  // All voters, including id unless id is a learner. Fixed for the node's life in this version.
-  // REQUIRES: at least one voter.
+  // The bootstrap configuration: all voters, including id unless id is a learner. Used only when
+  // the storage records no configuration (no snapshot with a ConfState); the configuration then
+  // follows the kConfChange entries in the log. A node that joins a running cluster starts with
+  // the cluster's configuration and lists itself among `learners`, so it does not campaign
+  // before its log tells it that it is a voter. REQUIRES: at least one voter.
   std::vector<NodeId> peers;
   // Non-voting members: they receive and apply the log like followers but never vote, never
   // campaign, do not count for commit, quorum, check-quorum or ReadIndex, and cannot be
@@ -140,6 +147,9 @@ struct Ready {
   std::vector<Message> messages;         // send after the persist above
   std::vector<Entry> committed_entries;  // apply in order (after the persist)
   std::vector<ReadState> read_states;
+  // Set when the configuration in effect changed (it takes effect on append, so it may not be
+  // committed yet; committed changes reach the host as kConfChange entries in committed_entries).
+  std::optional<ConfState> conf_state;
 };
 
 struct NodeStatus {
@@ -156,12 +166,16 @@ struct NodeStatus {
   bool learner = false;
   // The target of the leadership transfer in progress (leader only), kNoNode if none.
   NodeId lead_transferee = kNoNode;
+  // The configuration in effect (the latest one in the log).
+  ConfState conf_state;
 };
 
 class RawNode {
  public:
   // Builds a node from the config and the state in storage (hard state, snapshot and stable
-  // entries); it starts with everything up to the snapshot committed and applied.
+  // entries); it starts with everything up to the snapshot committed and applied. The
+  // configuration is the snapshot's ConfState (Config::peers/learners when it records none) with
+  // the kConfChange entries of the stored log applied in order.
   // kInvalidArgument for a bad config, kDataLoss when the stored hard state is inconsistent with
   // the stored log. REQUIRES: storage outlives the node.
   static Result<std::unique_ptr<RawNode>> Create(const Config& config, const Storage* storage);
@@ -171,14 +185,46 @@ class RawNode {
 
   // Advances the logical clock by one tick (elections, heartbeats, check-quorum).
   void Tick();
-  // Processes a message from a peer. Stale messages are dropped (Ok). kInvalidArgument when the
-  // message is not addressed to this node, comes from an unknown peer, or is a kSnap without a
-  // snapshot.
+  // Processes a message from a peer. Stale messages are dropped (Ok), and so are messages from
+  // non-members (a removed node cannot disrupt the cluster), except a leader's kApp, kHeartbeat
+  // and kSnap (a node may not know its leader yet when it lags behind a configuration change).
+  // kInvalidArgument when the message is not addressed to this node, comes from id 0 or itself,
+  // or is a kSnap without a snapshot.
   Status Step(const Message& m);
   // Appends `data` as a new entry if this node is the leader; returns its index (its term is
   // GetStatus().term). kFailedPrecondition on a non-leader (the message names the known leader),
   // kUnavailable ("transfer in progress") while a leadership transfer runs.
   Result<uint64_t> Propose(std::string data);
+  // Proposes a membership change (leader only); returns the index of its kConfChange entry.
+  //
+  // When a configuration takes effect: on append (Raft thesis 4.1). Every node uses the latest
+  // configuration in its log, committed or not; when a follower's uncommitted suffix is
+  // truncated, a change in it is reverted with it. Commit counting, elections, check-quorum,
+  // ReadIndex, lease reads and transfers use that configuration; Progress entries are created
+  // and dropped with it. A leader that removes itself keeps replicating without counting itself
+  // and steps down once the change is committed (the remaining voters elect a new leader); a
+  // removed node no longer campaigns, and the members drop its messages.
+  //
+  // Why it is safe: two configurations that differ by one server have overlapping majorities, so
+  // no two leaders can be elected in one term as long as the configurations in use are at most
+  // one change apart. That holds because a leader proposes a change only when the previous one
+  // is committed (so every later leader has it) and only after it has committed an entry of its
+  // own term (otherwise a change proposed by a deposed leader of an earlier term could be
+  // overwritten by this leader's after both were used - the bug Ongaro reported on raft-dev in
+  // 2015; the fix is this rule).
+  //
+  // Errors: kFailedPrecondition on a non-leader, before this leader committed an entry of its
+  // term, while an earlier change is not committed, or when the removal would leave no voter;
+  // kUnavailable during a leadership transfer; kInvalidArgument for id 0, adding a member again
+  // (kAddVoter of a voter, kAddLearner of any member) or removing a non-member.
+  Result<uint64_t> ProposeConfChange(const ConfChange& cc);
+  // The configuration in effect (the latest in the log, maybe uncommitted).
+  const ConfState& conf_state() const { return conf_; }
+  // The configuration as of log index `index` (for the ConfState of a snapshot at index; hosts
+  // take snapshots at their applied index). kNotFound when index is below the applied index
+  // (history before it is not kept) or beyond the last index.
+  Result<ConfState> ConfStateAt(uint64_t index) const;
+
   // Requests a linearizable read tagged with `context` (unique per request); the answer comes
   // as a ReadState in a later Ready. kFailedPrecondition on a non-leader.
   //
@@ -254,6 +300,23 @@ class RawNode {
   bool QuorumActive();
   size_t Quorum() const { return voters_ / 2 + 1; }
   bool IsVoter(NodeId id) const;
+  // This node is a voter of the configuration in effect (not a learner, not removed) and has no
+  // committed change left to apply from a snapshot: it may campaign.
+  bool Promotable() const;
+
+  // membership.cc
+  // Records the kConfChange entries among `entries` (now in the log at their indexes). The
+  // changes recorded at their indexes are dropped first, and with truncated_suffix also every
+  // change above them (the log now ends with entries).
+  void NoteAppended(const std::vector<Entry>& entries, bool truncated_suffix);
+  // The log was replaced by a snapshot: its ConfState (or the bootstrap one) is the base.
+  void NoteRestored(const raft::Snapshot& snap);
+  // Folds the changes at or below `index` into the base (they cannot be truncated any more).
+  void CompactConfHistory(uint64_t index);
+  // Recomputes conf_ from the base and the recorded changes and brings prs_ in line.
+  void RecomputeConf();
+  // A leader removed by a committed change steps down.
+  void MaybeStepDownRemoved();
   void AbortTransfer();
   void SendTimeoutNow(NodeId to);
 
@@ -287,7 +350,14 @@ class RawNode {
   NodeId vote_ = kNoNode;
   NodeId lead_ = kNoNode;
   Role role_ = Role::kFollower;
-  std::map<NodeId, Progress> prs_;  // every voter and learner, self included
+  std::map<NodeId, Progress> prs_;  // every voter and learner, self included (a leader that
+                                    // removed itself keeps its own entry as a non-voter)
+  ConfState bootstrap_conf_;        // from Config::peers/learners
+  ConfState conf_base_;             // the configuration as of conf_base_index_
+  uint64_t conf_base_index_ = 0;
+  std::map<uint64_t, ConfChange> conf_changes_;  // changes in the log above conf_base_index_
+  ConfState conf_;                               // in effect: the base with every change applied
+  ConfState prev_conf_;                          // as reported in the last Ready
   size_t voters_ = 0;
   bool learner_ = false;
   NodeId lead_transferee_ = kNoNode;

@@ -26,7 +26,7 @@ void RawNode::StepFollower(const Message& m) {
       break;
     case MessageType::kTimeoutNow:
       // The leader asked: campaign now, without pre-vote (it would only delay the handover).
-      if (!learner_) StartElection(false, true);
+      if (Promotable()) StartElection(false, true);
       break;
     default:
       break;
@@ -34,6 +34,7 @@ void RawNode::StepFollower(const Message& m) {
 }
 
 void RawNode::StepLeader(const Message& m) {
+  if (!prs_.contains(m.from)) return;
   switch (m.type) {
     case MessageType::kAppResp:
       HandleAppendResponse(m);
@@ -55,7 +56,9 @@ void RawNode::HandleAppend(const Message& m) {
     Send(std::move(resp));
     return;
   }
+  const uint64_t old_last = log_.LastIndex();
   if (std::optional<uint64_t> last = log_.MaybeAppend(m.index, m.log_term, m.commit, m.entries)) {
+    NoteAppended(m.entries, log_.LastIndex() < old_last);
     resp.index = *last;
     Send(std::move(resp));
     return;
@@ -86,6 +89,7 @@ void RawNode::HandleSnapshot(const Message& m) {
     resp.index = log_.committed();
   } else {
     log_.Restore(m.snapshot);
+    NoteRestored(m.snapshot);
     resp.index = log_.LastIndex();
   }
   Send(std::move(resp));
@@ -136,6 +140,7 @@ void RawNode::HandleAppendResponse(const Message& m) {
     SendAppend(m.from, false);
   }
   if (m.from == lead_transferee_ && pr.match == log_.LastIndex()) SendTimeoutNow(m.from);
+  MaybeStepDownRemoved();
 }
 
 void RawNode::HandleHeartbeatResponse(const Message& m) {
@@ -171,14 +176,14 @@ void RawNode::ReleaseReadsUpTo(size_t count) {
 }
 
 void RawNode::StartRead(std::string context) {
-  if (Quorum() == 1) {
+  if (Quorum() == 1 && IsVoter(id_)) {
     read_states_.push_back(ReadState{log_.committed(), std::move(context)});
     return;
   }
   PendingRead read;
   read.context = context;
   read.index = log_.committed();
-  read.acks.insert(id_);
+  if (IsVoter(id_)) read.acks.insert(id_);
   pending_reads_.push_back(std::move(read));
   BroadcastHeartbeat(context);
 }
@@ -190,6 +195,7 @@ void RawNode::AppendEntries(std::vector<Entry> entries) {
     e.index = ++index;
   }
   log_.Append(entries);
+  NoteAppended(entries, false);
   // The leader's own copy counts toward the quorum now: the host persists it before it sends
   // anything and before it applies anything this commit allows.
   prs_.at(id_).MaybeUpdate(index);

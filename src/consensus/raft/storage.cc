@@ -70,7 +70,7 @@ Status MemoryStorage::ApplySnapshot(raft::Snapshot snap) {
   return Status::Ok();
 }
 
-Status MemoryStorage::CreateSnapshot(uint64_t index, std::string data) {
+Status MemoryStorage::CreateSnapshot(uint64_t index, std::string data, ConfState conf_state) {
   if (index <= snapshot_.metadata.index) {
     return FailedPrecondition("snapshot at " + std::to_string(index) +
                               " is not newer than the stored one at " +
@@ -80,7 +80,8 @@ Status MemoryStorage::CreateSnapshot(uint64_t index, std::string data) {
     return InvalidArgument("snapshot at " + std::to_string(index) + " is beyond the last index " +
                            std::to_string(LastIndex()));
   }
-  snapshot_.metadata = SnapshotMetadata{index, entries_[index - offset()].term};
+  snapshot_.metadata =
+      SnapshotMetadata{index, entries_[index - offset()].term, std::move(conf_state)};
   snapshot_.data = std::move(data);
   return Status::Ok();
 }

@@ -38,6 +38,13 @@ class Storage {
   // kUnavailable when it cannot be produced now (the core retries later); other errors as the
   // implementation reports them.
   virtual Result<raft::Snapshot> Snapshot() const = 0;
+  // The latest snapshot's metadata (its configuration included); cheap in the implementations
+  // here. The default reads the whole snapshot.
+  virtual Result<SnapshotMetadata> LatestSnapshotMetadata() const {
+    Result<raft::Snapshot> s = Snapshot();
+    if (!s.ok()) return s.status();
+    return s->metadata;
+  }
 };
 
 class MemoryStorage final : public Storage {
@@ -50,6 +57,7 @@ class MemoryStorage final : public Storage {
   Result<uint64_t> Term(uint64_t i) const override;
   Result<std::vector<Entry>> Entries(uint64_t lo, uint64_t hi, uint64_t max_bytes) const override;
   Result<raft::Snapshot> Snapshot() const override { return snapshot_; }
+  Result<SnapshotMetadata> LatestSnapshotMetadata() const override { return snapshot_.metadata; }
 
   void SetHardState(const HardState& hs) { hard_state_ = hs; }
   // Appends entries (consecutive indexes), first truncating any stored suffix they overwrite.
@@ -63,9 +71,11 @@ class MemoryStorage final : public Storage {
   Status ApplySnapshot(raft::Snapshot snap);
   // Host-side compaction, step 1: records `data` as the snapshot at `index` (its term is the
   // entry's), the state machine's image after applying entries up to index. Entries are kept
-  // until Compact. kFailedPrecondition if index is not beyond the current snapshot,
-  // kInvalidArgument if index > LastIndex().
-  Status CreateSnapshot(uint64_t index, std::string data);
+  // until Compact. conf_state is the configuration at index (RawNode::ConfStateAt(index));
+  // empty records none (a restart then falls back to Config::peers/learners, so hosts that
+  // change the membership must pass it). kFailedPrecondition if index is not beyond the current
+  // snapshot, kInvalidArgument if index > LastIndex().
+  Status CreateSnapshot(uint64_t index, std::string data, ConfState conf_state = {});
   // Step 2: drops every entry up to and including index (the term of entry index is kept, so
   // FirstIndex() becomes index+1). REQUIRES index <= the snapshot index, so the snapshot always
   // covers what is dropped (kFailedPrecondition otherwise); kInvalidArgument if index <

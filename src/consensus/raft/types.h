@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -17,7 +18,37 @@ using NodeId = uint64_t;
 inline constexpr NodeId kNoNode = 0;
 
 enum class EntryType : uint8_t {
-  kNormal = 0,  // application data (may be empty: a leader's no-op entry on election)
+  kNormal = 0,      // application data (may be empty: a leader's no-op entry on election)
+  kConfChange = 1,  // a membership change: data is EncodeConfChange(ConfChange)
+};
+
+// One membership change (one server at a time; see RawNode::ProposeConfChange).
+enum class ConfChangeType : uint8_t {
+  kAddVoter = 0,     // adds a new voter, or promotes the learner `node` to voter
+  kRemoveVoter = 1,  // removes the member `node` (a voter or a learner)
+  kAddLearner = 2,   // adds a new learner
+};
+
+struct ConfChange {
+  ConfChangeType type = ConfChangeType::kAddVoter;
+  NodeId node = 0;
+
+  bool operator==(const ConfChange&) const = default;
+};
+
+// The data of a kConfChange entry: one type byte, then the node id as 8 little-endian bytes.
+std::string EncodeConfChange(const ConfChange& cc);
+// False unless `data` is exactly what EncodeConfChange writes (a known type, an id > 0).
+bool DecodeConfChange(std::string_view data, ConfChange* out);
+
+// A membership: voters and learners, each sorted, disjoint. Empty voters means "none recorded"
+// (a snapshot written without one: the node falls back to its bootstrap Config).
+struct ConfState {
+  std::vector<NodeId> voters;
+  std::vector<NodeId> learners;
+
+  bool empty() const { return voters.empty() && learners.empty(); }
+  bool operator==(const ConfState&) const = default;
 };
 
 struct Entry {
@@ -43,10 +74,11 @@ struct HardState {
 };
 
 // Where a snapshot ends: it stands for every entry up to and including index, the last of which
-// had term `term`. (Membership change will add the configuration here.)
+// had term `term`; conf_state is the membership as of that index (empty: not recorded).
 struct SnapshotMetadata {
   uint64_t index = 0;
   uint64_t term = 0;
+  ConfState conf_state{};
 
   bool operator==(const SnapshotMetadata&) const = default;
 };

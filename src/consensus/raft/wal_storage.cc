@@ -22,11 +22,20 @@ std::string EncodeHardState(const HardState& hs) {
   return m;
 }
 
+// The term's top bit marks a file that records a configuration (older files carry none; terms
+// never reach 2^63).
+constexpr uint64_t kConfFlag = uint64_t{1} << 63;
+
 std::string EncodeSnapshot(const Snapshot& snap) {
+  const ConfState& cs = snap.metadata.conf_state;
   std::string m;
-  m.reserve(16 + snap.data.size());
+  m.reserve(32 + 8 * (cs.voters.size() + cs.learners.size()) + snap.data.size());
   PutU64(m, snap.metadata.index);
-  PutU64(m, snap.metadata.term);
+  PutU64(m, snap.metadata.term | kConfFlag);
+  for (const std::vector<NodeId>* ids : {&cs.voters, &cs.learners}) {
+    PutU64(m, ids->size());
+    for (NodeId id : *ids) PutU64(m, id);
+  }
   m.append(snap.data);
   return m;
 }
@@ -35,7 +44,16 @@ Result<Snapshot> DecodeSnapshot(std::string_view bytes) {
   ByteReader r(bytes);
   Snapshot snap;
   snap.metadata.index = r.U64();
-  snap.metadata.term = r.U64();
+  const uint64_t term = r.U64();
+  snap.metadata.term = term & ~kConfFlag;
+  if ((term & kConfFlag) != 0) {
+    ConfState& cs = snap.metadata.conf_state;
+    for (std::vector<NodeId>* ids : {&cs.voters, &cs.learners}) {
+      const uint64_t n = r.U64();
+      if (!r.ok() || n > bytes.size() / 8) return DataLoss("raft storage: malformed snapshot file");
+      for (uint64_t i = 0; i < n && r.ok(); ++i) ids->push_back(r.U64());
+    }
+  }
   if (!r.ok() || snap.metadata.index == 0 || snap.metadata.term == 0) {
     return DataLoss("raft storage: malformed snapshot file");
   }
@@ -60,7 +78,8 @@ Result<Entry> DecodeEntryPayload(uint64_t index, std::string_view payload) {
   e.index = index;
   e.term = r.U64();
   const uint8_t type = r.U8();
-  if (!r.ok() || type != static_cast<uint8_t>(EntryType::kNormal)) {
+  if (!r.ok() || (type != static_cast<uint8_t>(EntryType::kNormal) &&
+                  type != static_cast<uint8_t>(EntryType::kConfChange))) {
     return DataLoss(fmt::format("raft storage: malformed entry {}", index));
   }
   e.data = std::string(r.Rest());
@@ -183,7 +202,7 @@ Status WalStorage::SaveSnapshot(const raft::Snapshot& snap) {
   return wal_->SaveMeta(kSnapshotMeta, EncodeSnapshot(snap));
 }
 
-Status WalStorage::SaveSnapshotAndCompact(uint64_t index, std::string data) {
+Status WalStorage::SaveSnapshotAndCompact(uint64_t index, std::string data, ConfState conf_state) {
   if (index <= snap_.index) {
     return FailedPrecondition(fmt::format(
         "raft storage: snapshot at {} is not newer than the stored one at {}", index, snap_.index));
@@ -197,7 +216,8 @@ Status WalStorage::SaveSnapshotAndCompact(uint64_t index, std::string data) {
         "raft storage: snapshot at {} is beyond the commit index {}", index, hs_.commit));
   }
   raft::Snapshot snap;
-  snap.metadata = SnapshotMetadata{index, entries_[index - FirstIndex()].term};
+  snap.metadata =
+      SnapshotMetadata{index, entries_[index - FirstIndex()].term, std::move(conf_state)};
   snap.data = std::move(data);
   DTX_RETURN_IF_ERROR(SaveSnapshot(snap));
   entries_.erase(entries_.begin(),

@@ -60,16 +60,19 @@ class WalStorage final : public Storage {
   Result<std::vector<Entry>> Entries(uint64_t lo, uint64_t hi, uint64_t max_bytes) const override;
   // Reads the snapshot file (kDataLoss if it is corrupt or not the one expected).
   Result<raft::Snapshot> Snapshot() const override;
-  // The latest snapshot's index and term, without reading its data.
+  // The latest snapshot's metadata, without reading its data.
   SnapshotMetadata snapshot_metadata() const { return snap_; }
+  Result<SnapshotMetadata> LatestSnapshotMetadata() const override { return snap_; }
 
   // Host-side compaction: saves `data` (the state machine's image after applying every entry up
   // to index) as the snapshot at index, then drops the entries up to index (FirstIndex() becomes
-  // index+1). Call it with the applied index, between Ready rounds. Errors: kFailedPrecondition
+  // index+1). Call it with the applied index, between Ready rounds; conf_state is the
+  // configuration at index (RawNode::ConfStateAt(index)) - empty records none, and a restart
+  // then falls back to Config::peers/learners. Errors: kFailedPrecondition
   // if index is not beyond the current snapshot or beyond the commit index known to the storage
   // (only committed entries may be compacted), kInvalidArgument if index > LastIndex(); I/O
   // errors as they come (then the storage must not be used again, as after Persist).
-  Status SaveSnapshotAndCompact(uint64_t index, std::string data);
+  Status SaveSnapshotAndCompact(uint64_t index, std::string data, ConfState conf_state = {});
 
   // The persist step of a Ready (see above). After an error the storage must not be used again:
   // the host stops the node (a later Open recovers whatever reached the disk).
