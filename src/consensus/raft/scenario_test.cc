@@ -17,7 +17,9 @@
 // (deliver until no message matches); drop [from= to= type=]; queue; cut A B; isolate ID; heal;
 // restart ID (crash: volatile state and the state machine are lost, storage survives);
 // compact ID INDEX (the host snapshots its applied entries up to INDEX and compacts its log);
-// status; raft-log ID; applied ID; check (election safety, log matching, state-machine safety).
+// status; raft-log ID; applied ID; check (election safety, log matching, state-machine safety);
+// conf-change ID add-voter|remove-voter|add-learner NODE (ProposeConfChange); conf (every node's
+// configuration in effect).
 //
 // DTX_REWRITE=1 rewrites the files with the actual output (review the diff before committing).
 #include <gtest/gtest.h>
@@ -233,6 +235,40 @@ class Runner {
       const NodeId id = Node(Pos(a, 1));
       Report(c_->node(id).TransferLeadership(ParseU64(Pos(a, 2))));
       return c_->Process(id);
+    }
+    if (cmd == "conf-change") {
+      // conf-change <node> add-voter|remove-voter|add-learner <id>
+      const NodeId id = Node(Pos(a, 1));
+      const std::string& kind = Pos(a, 2);
+      ConfChange cc;
+      cc.node = ParseU64(Pos(a, 3));
+      if (kind == "add-voter") {
+        cc.type = ConfChangeType::kAddVoter;
+      } else if (kind == "remove-voter") {
+        cc.type = ConfChangeType::kRemoveVoter;
+      } else if (kind == "add-learner") {
+        cc.type = ConfChangeType::kAddLearner;
+      } else {
+        throw ScriptError{"conf-change: unknown kind " + kind};
+      }
+      Result<uint64_t> r = c_->node(id).ProposeConfChange(cc);
+      if (r.ok()) {
+        out_ << "index " << *r << "\n";
+      } else {
+        out_ << r.status().ToString() << "\n";
+      }
+      return c_->Process(id);
+    }
+    if (cmd == "conf") {
+      for (NodeId id = 1; id <= c_->size(); ++id) {
+        const ConfState& cs = c_->node(id).conf_state();
+        out_ << id << ": voters=";
+        for (size_t k = 0; k < cs.voters.size(); ++k) out_ << (k ? "," : "") << cs.voters[k];
+        out_ << " learners=";
+        for (size_t k = 0; k < cs.learners.size(); ++k) out_ << (k ? "," : "") << cs.learners[k];
+        out_ << "\n";
+      }
+      return;
     }
     if (cmd == "read-index") {
       const NodeId id = Node(Pos(a, 1));

@@ -82,6 +82,7 @@ Result<Entry> DecodeEntryPayload(uint64_t index, std::string_view payload) {
                   type != static_cast<uint8_t>(EntryType::kConfChange))) {
     return DataLoss(fmt::format("raft storage: malformed entry {}", index));
   }
+  e.type = static_cast<EntryType>(type);
   e.data = std::string(r.Rest());
   return e;
 }

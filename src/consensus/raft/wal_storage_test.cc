@@ -245,6 +245,42 @@ TEST_F(WalStorageTest, ARestoredSnapshotReplacesTheLog) {
   EXPECT_EQ(storage_->Snapshot()->data, "leader image");
 }
 
+TEST_F(WalStorageTest, TheConfigurationSurvivesInSnapshotsAndConfChangesInTheLog) {
+  storage_ = Open();
+  ASSERT_TRUE(storage_->Persist(Committing(Range(1, 5, 1), 1)).ok());
+  Entry cc{1, 6, EntryType::kConfChange, EncodeConfChange({ConfChangeType::kAddVoter, 4})};
+  raft::Ready rd = Append({cc});
+  rd.hard_state = HardState{1, 0, 6};
+  ASSERT_TRUE(storage_->Persist(rd).ok());
+  const ConfState at5{{1, 2, 3}, {9}};
+  ASSERT_TRUE(storage_->SaveSnapshotAndCompact(5, "img", at5).ok());
+  Crash();
+  storage_ = Open();
+  ASSERT_NE(storage_, nullptr);
+  EXPECT_EQ(storage_->snapshot_metadata().conf_state, at5);
+  EXPECT_EQ(storage_->Snapshot()->metadata.conf_state, at5);
+  EXPECT_EQ((*storage_->Entries(6, 7, 100))[0], cc);
+  // The node rebuilds its configuration: the snapshot's, then the change after it; the
+  // bootstrap configuration in Config is not used.
+  Config c;
+  c.id = 1;
+  c.peers = {1};
+  auto node = RawNode::Create(c, storage_.get());
+  ASSERT_TRUE(node.ok()) << node.status().ToString();
+  EXPECT_EQ((*node)->conf_state(), (ConfState{{1, 2, 3, 4}, {9}}));
+  // A leader's snapshot carries its configuration to disk as well.
+  raft::Ready restore;
+  restore.snapshot = Snapshot{SnapshotMetadata{20, 2, ConfState{{2, 5}, {}}}, "leader image"};
+  restore.hard_state = HardState{2, 0, 20};
+  restore.must_sync = true;
+  node->reset();
+  ASSERT_TRUE(storage_->Persist(restore).ok());
+  Crash();
+  storage_ = Open();
+  ASSERT_NE(storage_, nullptr);
+  EXPECT_EQ(storage_->snapshot_metadata().conf_state, (ConfState{{2, 5}, {}}));
+}
+
 TEST_F(WalStorageTest, ACorruptSnapshotIsDataLoss) {
   storage_ = Open();
   ASSERT_TRUE(storage_->Persist(Committing(Range(1, 3, 1), 1)).ok());
