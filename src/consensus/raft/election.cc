@@ -21,8 +21,14 @@ void RawNode::TickElection() {
   ++election_elapsed_;
   if (election_elapsed_ >= config_.election_tick) start_quiet_ = false;
   if (PastElectionTimeout()) {
-    election_elapsed_ = 0;
-    if (Promotable()) StartElection(config_.pre_vote);
+    if (Promotable()) {
+      election_elapsed_ = 0;
+      StartElection(config_.pre_vote);
+    } else {
+      // A node that cannot campaign stays past its timeout, out of the leader-stickiness window,
+      // so a candidate of a newer configuration that counts on its vote can get it.
+      election_elapsed_ = randomized_election_timeout_;
+    }
   }
 }
 
@@ -139,6 +145,8 @@ void RawNode::BecomeLeader() {
   ResetTerm(term_);
   lead_ = id_;
   role_ = Role::kLeader;
+  // A leader outside its configuration (see Promotable) keeps a non-voting entry for itself.
+  if (!prs_.contains(id_)) RecomputeConf();
   // Section 8: an entry of the new term lets the leader learn what is committed.
   AppendEntries({Entry{}});
 }
@@ -155,8 +163,8 @@ void RawNode::StartElection(bool pre_vote, bool transfer) {
     vote_term = term_;
     type = MessageType::kVote;
   }
-  votes_[id_] = true;
-  if (Quorum() == 1) {
+  if (IsVoter(id_)) votes_[id_] = true;
+  if (Quorum() == 1 && IsVoter(id_)) {
     if (pre_vote) {
       StartElection(false);
     } else {
@@ -181,9 +189,15 @@ void RawNode::HandleVoteRequest(const Message& m) {
   const bool pre = m.type == MessageType::kPreVote;
   // Section 5.2: at most one vote per term, first come first served; a follower that knows a
   // leader of this term votes for nobody else.
-  // Learners neither vote nor stand for election.
+  // The answer does not consult this node's own membership (thesis 4.1): a candidate asks only
+  // the voters of its configuration, which may be newer than ours - a learner (or a joining
+  // node) here may be a voter there, and refusing would leave the candidate without a quorum.
+  // For the same reason a candidate unknown here is answered (a removed node cannot disrupt a
+  // live leader's followers: they ignore requests while they hear from it, see Step); only a
+  // known learner is refused.
+  auto from = prs_.find(m.from);
   const bool can_vote =
-      IsVoter(id_) && IsVoter(m.from) &&
+      (from == prs_.end() || !from->second.is_learner) &&
       (vote_ == m.from || (vote_ == kNoNode && lead_ == kNoNode) || (pre && m.term > term_));
   Message resp;
   resp.type = pre ? MessageType::kPreVoteResp : MessageType::kVoteResp;

@@ -1,6 +1,7 @@
 // Membership change, one server at a time: the configuration history in the log, its effect on
 // the leader's Progress map, and the proposal checks.
 #include <algorithm>
+#include <iterator>
 #include <utility>
 
 #include "consensus/raft/raft.h"
@@ -190,6 +191,7 @@ void RawNode::RecomputeConf() {
   };
   for (NodeId id : conf_.voters) ensure(id, false);
   for (NodeId id : conf_.learners) ensure(id, true);
+  if (leader && !Contains(conf_.voters, id_) && !Contains(conf_.learners, id_)) ensure(id_, true);
   voters_ = conf_.voters.size();
   learner_ = Contains(conf_.learners, id_);
   if (lead_transferee_ != kNoNode && !IsVoter(lead_transferee_)) AbortTransfer();
@@ -212,9 +214,19 @@ void RawNode::MaybeStepDownRemoved() {
 }
 
 bool RawNode::Promotable() const {
-  if (!IsVoter(id_)) return false;
   // A snapshot not yet applied may carry another configuration.
-  return !log_.HasPendingSnapshot();
+  if (log_.HasPendingSnapshot()) return false;
+  if (IsVoter(id_)) return true;
+  // Removed by a change that is not committed: this node may hold the only copy a quorum of the
+  // new configuration lacks (a leader that removed itself and lost leadership before the commit),
+  // so it must still be able to campaign - for the votes of the new configuration, its own not
+  // counted - or the cluster could stall.
+  if (conf_changes_.empty() || conf_changes_.rbegin()->first <= log_.committed()) return false;
+  ConfState before = conf_base_;
+  for (auto it = conf_changes_.begin(); it != std::prev(conf_changes_.end()); ++it) {
+    ApplyChange(before, it->second);
+  }
+  return Contains(before.voters, id_);
 }
 
 }  // namespace dtx::raft

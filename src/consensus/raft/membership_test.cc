@@ -377,5 +377,139 @@ TEST(MembershipTest, ReadyReportsConfigurationChanges) {
   EXPECT_EQ(n->GetStatus().conf_state.learners, V({2}));
 }
 
+// Randomized runs with membership changes mixed in: five nodes, voters {1,2,3} at bootstrap,
+// 4 and 5 waiting to be added; messages are reordered, dropped and duplicated, nodes are
+// partitioned, restarted and compacted (recording the configuration), and leaders propose random
+// changes. Every run checks election safety and state-machine safety, and after the faults stop
+// that a leader of the final configuration commits and every member applies its entry. Adds the
+// number of changes accepted to *changes.
+void RunRandomizedMembership(uint64_t seed, size_t* changes) {
+  const size_t n = 5;
+  Rand rng(seed);
+  TestCluster c(n, seed, [](Config& cfg) {
+    cfg.peers = {1, 2, 3};
+    cfg.learners.clear();
+    if (cfg.id > 3) cfg.learners = {cfg.id};
+  });
+  int proposals = 0;
+  for (int step = 0; step < 3000; ++step) {
+    const uint64_t r = rng.Uniform(100);
+    const NodeId id = 1 + rng.Uniform(n);
+    if (r < 30) {
+      c.node(id).Tick();
+      c.Process(id);
+    } else if (r < 80) {
+      if (c.queue().empty()) continue;
+      const size_t k = rng.Uniform(c.queue().size());
+      Message m = c.queue()[k];
+      c.queue().erase(c.queue().begin() + static_cast<std::ptrdiff_t>(k));
+      if (rng.Chance(0.1)) continue;
+      c.Deliver(m);
+      if (rng.Chance(0.05)) c.Deliver(m);
+    } else if (r < 88) {
+      if (c.node(id).role() != Role::kLeader) continue;
+      Result<uint64_t> p = c.node(id).Propose("s" + std::to_string(proposals++));
+      ASSERT_TRUE(p.ok()) << p.status().ToString();
+      c.Process(id);
+    } else if (r < 91) {
+      if (c.node(id).role() != Role::kLeader) continue;
+      const auto type = static_cast<ConfChangeType>(rng.Uniform(3));
+      const NodeId target = 1 + rng.Uniform(n);
+      Result<uint64_t> p = c.node(id).ProposeConfChange({type, target});
+      const StatusCode code = p.status().code();
+      ASSERT_TRUE(p.ok() || code == StatusCode::kFailedPrecondition ||
+                  code == StatusCode::kInvalidArgument)
+          << p.status().ToString();
+      if (p.ok()) ++*changes;
+      c.Process(id);
+    } else if (r < 93) {
+      if (rng.Chance(0.5)) {
+        c.Isolate(id);
+      } else {
+        c.Heal();
+      }
+    } else if (r < 94) {
+      c.Start(id);
+    } else if (r < 96) {
+      // Host-side compaction at the applied index, recording the configuration there.
+      const uint64_t applied = c.node(id).GetStatus().applied;
+      if (c.applied(id).empty() || c.applied(id).back().index != applied ||
+          applied < c.storage(id).FirstIndex()) {
+        continue;
+      }
+      Result<ConfState> cs = c.node(id).ConfStateAt(applied);
+      ASSERT_TRUE(cs.ok()) << cs.status().ToString();
+      ASSERT_TRUE(
+          c.storage(id).CreateSnapshot(applied, testing::EncodeEntries(c.applied(id)), *cs).ok());
+      ASSERT_TRUE(c.storage(id).Compact(applied).ok());
+    } else {
+      c.TickAll();
+    }
+    ASSERT_FALSE(c.election_safety_violated());
+  }
+  ASSERT_TRUE(c.AppliedArePrefixes());
+  c.Heal();
+  NodeId leader = kNoNode;
+  uint64_t final_index = 0;
+  for (int t = 0; t < 3000 && final_index == 0; ++t) {
+    c.TickAll();
+    c.DeliverAll();
+    for (NodeId x = 1; x <= n && final_index == 0; ++x) {
+      RawNode& node = c.node(x);
+      if (node.role() != Role::kLeader) continue;
+      const auto& voters = node.conf_state().voters;
+      if (std::find(voters.begin(), voters.end(), x) == voters.end()) continue;
+      Result<uint64_t> p = node.Propose("final");
+      if (!p.ok()) continue;
+      leader = x;
+      final_index = *p;
+      c.Process(x);
+    }
+  }
+  if (leader == kNoNode) {
+    for (NodeId y = 1; y <= n; ++y) {
+      const auto& cs = c.node(y).conf_state();
+      NodeStatus st = c.node(y).GetStatus();
+      std::string v;
+      for (auto x : cs.voters) v += std::to_string(x) + ",";
+      v += " L:";
+      for (auto x : cs.learners) v += std::to_string(x) + ",";
+      ADD_FAILURE() << "n" << y << " role=" << RoleName(st.role) << " term=" << st.term
+                    << " vote=" << st.vote << " lead=" << st.lead << " last=" << st.last_index
+                    << " lastterm=" << c.node(y).log().LastTerm() << " commit=" << st.commit
+                    << " applied=" << st.applied << " snap=" << st.snapshot_index
+                    << " voters=" << v;
+    }
+  }
+  ASSERT_NE(leader, kNoNode);
+  const ConfState members = c.node(leader).conf_state();
+  auto applied_final = [&](NodeId x) {
+    return !c.applied(x).empty() && c.applied(x).back().index >= final_index;
+  };
+  for (int t = 0; t < 500; ++t) {
+    bool all = true;
+    for (NodeId x : members.voters) all = all && applied_final(x);
+    for (NodeId x : members.learners) all = all && applied_final(x);
+    if (all) break;
+    c.TickAll();
+    c.DeliverAll();
+  }
+  for (NodeId x : members.voters) EXPECT_TRUE(applied_final(x)) << "voter " << x;
+  for (NodeId x : members.learners) EXPECT_TRUE(applied_final(x)) << "learner " << x;
+  ASSERT_TRUE(c.AppliedArePrefixes());
+  ASSERT_FALSE(c.election_safety_violated());
+}
+
+TEST(MembershipRandomizedTest, SafetyWithChangesDropsPartitionsRestartsAndCompaction) {
+  size_t changes = 0;
+  for (uint64_t seed = 0; seed < 1000; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    RunRandomizedMembership(seed, &changes);
+    if (HasFatalFailure()) return;
+  }
+  // The runs did change the membership, not only get refused.
+  EXPECT_GT(changes, 1000u);
+}
+
 }  // namespace
 }  // namespace dtx::raft

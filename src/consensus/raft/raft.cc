@@ -188,9 +188,6 @@ Status RawNode::Step(const Message& m) {
   }
   const bool from_leader = m.type == MessageType::kApp || m.type == MessageType::kHeartbeat ||
                            m.type == MessageType::kSnap;
-  // A removed node (or one this node has not learned of) must not disrupt: only a leader's
-  // messages are heard from outside the configuration, as this node's log may lag behind it.
-  if (!prs_.contains(m.from) && !from_leader) return Status::Ok();
   if (m.term > term_) {
     // Leader stickiness: a node that heard from a live leader lately ignores a disruptive
     // candidate (a partitioned node rejoining with a high term cannot depose it) - unless the

@@ -185,9 +185,12 @@ class RawNode {
 
   // Advances the logical clock by one tick (elections, heartbeats, check-quorum).
   void Tick();
-  // Processes a message from a peer. Stale messages are dropped (Ok), and so are messages from
-  // non-members (a removed node cannot disrupt the cluster), except a leader's kApp, kHeartbeat
-  // and kSnap (a node may not know its leader yet when it lags behind a configuration change).
+  // Processes a message from a peer. Stale messages are dropped (Ok). Messages from nodes outside
+  // this node's configuration are processed too (thesis 4.1: a lagging node may not know its
+  // leader or a candidate of a newer configuration yet); a leader ignores their responses. A
+  // removed node cannot disrupt the cluster through check-quorum's leader stickiness (members
+  // that hear from a live leader ignore (pre-)votes) and pre-vote (its log lacks its removal's
+  // successors); without check_quorum it can force elections, as in the thesis.
   // kInvalidArgument when the message is not addressed to this node, comes from id 0 or itself,
   // or is a kSnap without a snapshot.
   Status Step(const Message& m);
@@ -203,7 +206,9 @@ class RawNode {
   // ReadIndex, lease reads and transfers use that configuration; Progress entries are created
   // and dropped with it. A leader that removes itself keeps replicating without counting itself
   // and steps down once the change is committed (the remaining voters elect a new leader); a
-  // removed node no longer campaigns, and the members drop its messages.
+  // removed node no longer campaigns (unless the change that removed it is uncommitted: it may
+  // hold entries a quorum of the new configuration needs, so it may still lead - without
+  // counting itself - until the change commits).
   //
   // Why it is safe: two configurations that differ by one server have overlapping majorities, so
   // no two leaders can be elected in one term as long as the configurations in use are at most

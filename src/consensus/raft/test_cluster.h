@@ -55,6 +55,7 @@ inline std::string EncodeEntries(const std::vector<Entry>& entries) {
   for (const Entry& e : entries) {
     PutU64(out, e.index);
     PutU64(out, e.term);
+    PutU64(out, static_cast<uint64_t>(e.type));
     PutBytes(out, e.data);
   }
   return out;
@@ -66,6 +67,7 @@ inline std::vector<Entry> DecodeEntries(std::string_view data) {
     Entry e;
     e.index = r.U64();
     e.term = r.U64();
+    e.type = static_cast<EntryType>(r.U64());
     e.data = std::string(r.Bytes());
     if (r.ok()) out.push_back(std::move(e));
   }
