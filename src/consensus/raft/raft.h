@@ -33,7 +33,9 @@
 // campaigns at once, skipping pre-vote and the voters' leader stickiness), learners
 // (Config::learners: non-voting members that receive and apply the log), snapshots with log
 // compaction and InstallSnapshot (a lost kSnap is re-sent after snapshot_timeout_tick ticks),
-// lease reads as an option (Config::read_only; they assume bounded clock drift, see ReadIndex).
+// lease reads as an option (Config::read_only; they assume bounded clock drift, see ReadIndex),
+// membership change one server at a time (ProposeConfChange: add or remove a voter, add a
+// learner, promote a learner; the configuration survives restarts in snapshots and the log).
 //
 // Membership change, one server at a time (Raft thesis section 4.1, with the fix of Ongaro,
 // raft-dev 2015): ProposeConfChange appends a kConfChange entry; see there for when a
@@ -82,9 +84,11 @@ struct Config {
   // the cluster's configuration and lists itself among `learners`, so it does not campaign
   // before its log tells it that it is a voter. REQUIRES: at least one voter.
   std::vector<NodeId> peers;
-  // Non-voting members: they receive and apply the log like followers but never vote, never
-  // campaign, do not count for commit, quorum, check-quorum or ReadIndex, and cannot be
-  // leadership transfer targets. Disjoint from peers; id is here when this node is a learner.
+  // Non-voting members: they receive and apply the log like followers but never campaign, do
+  // not count for commit, quorum, check-quorum or ReadIndex, and cannot be leadership transfer
+  // targets; nobody asks them for votes (a candidate whose newer configuration made one a voter
+  // gets its answer). Disjoint from peers; id is here when this node is a learner. Like peers,
+  // only the bootstrap configuration.
   std::vector<NodeId> learners;
   // A follower starts an election after a random timeout in [election_tick, 2*election_tick)
   // ticks without hearing from a leader. REQUIRES election_tick > heartbeat_tick >= 1.
