@@ -161,7 +161,11 @@ void RawNode::HandleHeartbeatResponse(const Message& m) {
     if (pending_reads_[k].context != m.context) continue;
     if (pr.is_learner) return;  // a learner's ack does not confirm leadership
     pending_reads_[k].acks.insert(m.from);
-    if (pending_reads_[k].acks.size() >= Quorum()) ReleaseReadsUpTo(k + 1);
+    // Counted against the configuration now in effect: an ack from a node removed since the
+    // read started does not count.
+    const auto voters = std::count_if(pending_reads_[k].acks.begin(), pending_reads_[k].acks.end(),
+                                      [this](NodeId id) { return IsVoter(id); });
+    if (static_cast<size_t>(voters) >= Quorum()) ReleaseReadsUpTo(k + 1);
     return;
   }
 }
