@@ -333,7 +333,9 @@ class Node::Impl {
     // the leader waits for a moment when every live follower has the applied entries, up to
     // twice the threshold.
     if (log_bytes_since_snapshot_ < 2 * threshold && !FollowersHaveApplied()) return;
-    Status s = storage_->SaveSnapshotAndCompact(applied_, sm_.Serialize());
+    auto conf = raw_->ConfStateAt(applied_);
+    if (!conf.ok()) return;  // not known for this index (yet): try after the next round
+    Status s = storage_->SaveSnapshotAndCompact(applied_, sm_.Serialize(), *conf);
     // kFailedPrecondition: the storage has not seen a commit index that covers applied_ yet;
     // the next round will.
     if (!s.ok() && s.code() != StatusCode::kFailedPrecondition) return Fatal(s);
