@@ -395,17 +395,8 @@ void RunRandomizedMembership(uint64_t seed, size_t* changes) {
   for (int step = 0; step < 3000; ++step) {
     const uint64_t r = rng.Uniform(100);
     const NodeId id = 1 + rng.Uniform(n);
-    if (r < 30) {
-      c.node(id).Tick();
-      c.Process(id);
-    } else if (r < 80) {
-      if (c.queue().empty()) continue;
-      const size_t k = rng.Uniform(c.queue().size());
-      Message m = c.queue()[k];
-      c.queue().erase(c.queue().begin() + static_cast<std::ptrdiff_t>(k));
-      if (rng.Chance(0.1)) continue;
-      c.Deliver(m);
-      if (rng.Chance(0.05)) c.Deliver(m);
+    if (c.RandomNetworkStep(rng, r, id)) {
+      // a tick or a message: nothing more to do in this step
     } else if (r < 88) {
       if (c.node(id).role() != Role::kLeader) continue;
       Result<uint64_t> p = c.node(id).Propose("s" + std::to_string(proposals++));

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "base/coding.h"
+#include "base/rand.h"
 #include "consensus/raft/raft.h"
 
 namespace dtx::raft::testing {
@@ -186,6 +187,26 @@ class TestCluster {
     Process(m.to);
     return true;
   }
+  // One step of a randomized run's network, for r = a random number in [0, 100): below 30 the
+  // node `id` ticks, below 80 a random queued message is dropped (10 %), delivered, or delivered
+  // twice (5 %). Returns false when r >= 80: the caller picks its own action.
+  bool RandomNetworkStep(Rand& rng, uint64_t r, NodeId id) {
+    if (r < 30) {
+      node(id).Tick();
+      Process(id);
+      return true;
+    }
+    if (r >= 80) return false;
+    if (queue_.empty()) return true;
+    const size_t k = rng.Uniform(queue_.size());
+    Message m = queue_[k];
+    queue_.erase(queue_.begin() + static_cast<std::ptrdiff_t>(k));
+    if (rng.Chance(0.1)) return true;
+    Deliver(m);
+    if (rng.Chance(0.05)) Deliver(m);
+    return true;
+  }
+
   // Delivers queued messages in order until the queue is empty; returns how many were delivered.
   size_t DeliverAll(size_t limit = 200000) {
     size_t delivered = 0;
