@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -188,6 +189,8 @@ struct Node {
   std::map<std::string, ReadRequest> reads_pending;             // ReadIndex context -> request
   std::vector<std::pair<uint64_t, ReadRequest>> reads_ready;    // (read index, request)
   uint64_t read_seq = 0;
+  // Membership changes: removed from the configuration (committed) and shut down for good.
+  bool retired = false;
 };
 
 struct Client {
@@ -199,6 +202,68 @@ struct Client {
   uint64_t value_seq = 0;
   bool final_writer = false;
 };
+
+bool Contains(const std::vector<NodeId>& v, NodeId id) {
+  return std::find(v.begin(), v.end(), id) != v.end();
+}
+
+std::string DescribeConf(const raft::ConfState& cs) {
+  std::string out = "voters {";
+  for (NodeId id : cs.voters) out += fmt::format(" n{}", id);
+  out += " } learners {";
+  for (NodeId id : cs.learners) out += fmt::format(" n{}", id);
+  return out + " }";
+}
+
+std::string DescribeChange(const raft::ConfChange& cc) {
+  switch (cc.type) {
+    case raft::ConfChangeType::kAddVoter:
+      return fmt::format("add voter n{}", cc.node);
+    case raft::ConfChangeType::kRemoveVoter:
+      return fmt::format("remove n{}", cc.node);
+    case raft::ConfChangeType::kAddLearner:
+      return fmt::format("add learner n{}", cc.node);
+  }
+  return "?";
+}
+
+// How many voters are in one configuration and not in the other.
+size_t VoterDistance(const raft::ConfState& a, const raft::ConfState& b) {
+  size_t d = 0;
+  for (NodeId id : a.voters) d += Contains(b.voters, id) ? 0 : 1;
+  for (NodeId id : b.voters) d += Contains(a.voters, id) ? 0 : 1;
+  return d;
+}
+
+// The sim's own model of a committed change: the configuration it leads to from `cs`, or why the
+// change does not apply there (a leader must never get such a change committed).
+std::string ModelChange(raft::ConfState& cs, const raft::ConfChange& cc) {
+  auto erase = [](std::vector<NodeId>& v, NodeId id) {
+    v.erase(std::remove(v.begin(), v.end(), id), v.end());
+  };
+  const bool voter = Contains(cs.voters, cc.node);
+  const bool learner = Contains(cs.learners, cc.node);
+  switch (cc.type) {
+    case raft::ConfChangeType::kAddVoter:
+      if (voter) return "already a voter";
+      erase(cs.learners, cc.node);
+      cs.voters.push_back(cc.node);
+      std::sort(cs.voters.begin(), cs.voters.end());
+      return "";
+    case raft::ConfChangeType::kAddLearner:
+      if (voter || learner) return "already a member";
+      cs.learners.push_back(cc.node);
+      std::sort(cs.learners.begin(), cs.learners.end());
+      return "";
+    case raft::ConfChangeType::kRemoveVoter:
+      if (!voter && !learner) return "not a member";
+      if (voter && cs.voters.size() == 1) return "the last voter";
+      erase(cs.voters, cc.node);
+      erase(cs.learners, cc.node);
+      return "";
+  }
+  return "unknown change type";
+}
 
 struct CommitRecord {
   uint64_t term = 0;         // the entry's term
@@ -226,8 +291,13 @@ class RaftSim {
           1, static_cast<int64_t>(static_cast<double>(opts_.tick_us) * (1 + drift)));
       nodes_.push_back(std::move(node));
     }
-    Trace("cluster of {} nodes, fault phase {}ms, snapshot every {} entries", n,
-          opts_.fault_phase_us / 1000, snapshot_every_);
+    initial_nodes_ = n;
+    raft::ConfState initial;
+    for (int i = 1; i <= n; ++i) initial.voters.push_back(static_cast<NodeId>(i));
+    confs_[0] = initial;
+    Trace("cluster of {} nodes, fault phase {}ms, snapshot every {} entries{}", n,
+          opts_.fault_phase_us / 1000, snapshot_every_,
+          opts_.membership_changes ? ", membership changes" : "");
     for (Node& node : nodes_) Start(node);
     for (int c = 1; c <= opts_.clients + 1; ++c) {
       Client cl;
@@ -241,6 +311,7 @@ class RaftSim {
     }
     if (opts_.crashes) ScheduleCrash();
     if (opts_.faults) SchedulePartition();
+    if (opts_.membership_changes) ScheduleMembership();
     At(fault_end_, [this] { Heal(); });
     At(kCheckEveryUs, [this] { PeriodicCheck(); });
 
@@ -307,7 +378,19 @@ class RaftSim {
   }
 
   bool FaultsOn() const { return opts_.faults && !healed_; }
-  NodeId RandomNode() { return rand_.Uniform(nodes_.size()) + 1; }
+  // The nodes not retired (all of them without membership changes), in id order.
+  std::vector<NodeId> Active() const {
+    std::vector<NodeId> ids;
+    for (const Node& node : nodes_) {
+      if (!node.retired) ids.push_back(node.id);
+    }
+    return ids;
+  }
+  NodeId RandomNode() {
+    if (!opts_.membership_changes) return rand_.Uniform(nodes_.size()) + 1;
+    const std::vector<NodeId> ids = Active();
+    return ids[rand_.Uniform(ids.size())];
+  }
   // The up node of the highest term that thinks it leads, or kNoNode.
   NodeId Leader() const {
     NodeId best = raft::kNoNode;
@@ -337,7 +420,18 @@ class RaftSim {
     }
     raft::Config c;
     c.id = node.id;
-    for (const Node& p : nodes_) c.peers.push_back(p.id);
+    if (opts_.membership_changes) {
+      // Every node boots with the initial configuration; one added later also lists itself as
+      // a learner, so it never campaigns before its log (or snapshot) makes it a voter. Replaying
+      // the log from index 1 over that base gives the true configuration at every index: each
+      // id is added at most once and removed at most once (ids are never reused), so the
+      // history's changes of other ids apply exactly as they did, and the node's own add is
+      // either skipped (already a learner) or promotes it. Snapshots record their configuration.
+      for (int i = 1; i <= initial_nodes_; ++i) c.peers.push_back(static_cast<NodeId>(i));
+      if (node.id > static_cast<NodeId>(initial_nodes_)) c.learners.push_back(node.id);
+    } else {
+      for (const Node& p : nodes_) c.peers.push_back(p.id);
+    }
     c.election_tick = 10;
     c.heartbeat_tick = 1;
     c.max_inflight_msgs = 64;
@@ -456,6 +550,18 @@ class RaftSim {
     }
     node.applied = snap.metadata.index;
     RecordState(node, "restores");
+    if (opts_.membership_changes) {
+      // The configuration a snapshot records is the committed one at its index.
+      auto it = confs_.upper_bound(snap.metadata.index);
+      const raft::ConfState& want = std::prev(it)->second;
+      if (snap.metadata.conf_state != want) {
+        Violation("snapshot configuration",
+                  fmt::format("n{} restores a snapshot at {} recording {}, but the committed "
+                              "configuration there is {}",
+                              node.id, snap.metadata.index, DescribeConf(snap.metadata.conf_state),
+                              DescribeConf(want)));
+      }
+    }
   }
 
   // State-machine safety across snapshots: one fingerprint per index, whoever got there first.
@@ -481,7 +587,19 @@ class RaftSim {
     if (fail_sync) node.env->SetSyncError(true);
     std::map<std::string, std::string> kv = node.kv;
     if (opts_.break_mode == RaftBreak::kBadSnapshots && !kv.empty()) kv.erase(kv.begin());
-    Status st = node.storage->SaveSnapshotAndCompact(node.applied, EncodeState(kv, node.sessions));
+    raft::ConfState conf;
+    if (opts_.membership_changes) {
+      Result<raft::ConfState> cs = node.raft->ConfStateAt(node.applied);
+      if (!cs.ok()) {
+        Violation("configuration",
+                  fmt::format("n{} has no configuration at its applied index {}: {}", node.id,
+                              node.applied, cs.status().ToString()));
+      } else {
+        conf = std::move(cs).value();
+      }
+    }
+    Status st = node.storage->SaveSnapshotAndCompact(node.applied, EncodeState(kv, node.sessions),
+                                                     std::move(conf));
     if (crash) {
       ++report_.stats.compaction_crashes;
       Trace("n{} crashes inside a compaction at {} ({})", node.id, node.applied,
@@ -516,6 +634,7 @@ class RaftSim {
         CheckLeaderCompleteness(node);
       }
       RecordLeaderCommit(node);
+      if (opts_.membership_changes) CheckLeaderMembership(node);
     } else if (node.last_role == Role::kLeader) {
       Trace("n{} steps down in term {}", node.id, term);
     }
@@ -534,6 +653,49 @@ class RaftSim {
       const uint64_t i = commit_records_.size() + 1;
       // Term 0: compacted here before any leader was seen committing it (unknown, not checked).
       commit_records_.push_back(CommitRecord{node.raft->log().TermOrZero(i), node.raft->term()});
+    }
+  }
+
+  // What the one-server-at-a-time algorithm guarantees about a leader's configuration.
+  //
+  // Not checked, because it is not a guarantee: "a node whose removal is committed never leads a
+  // later term". A leader that proposed its own removal may crash (or lose leadership) after a
+  // quorum of the new configuration stored the change but before it learned of the commit; its
+  // log is then as up to date as any voter's, the change is uncommitted in its own view, so it
+  // may campaign and the new configuration's voters may elect it (its own vote not counted). It
+  // steps down as soon as it commits an entry of its term, which commits its removal too.
+  //
+  // Checked instead:
+  //   - a leader whose own commit index covers its removal is no longer leader (it steps down
+  //     once the change commits, and never campaigns after it learned of it);
+  //   - a leader's log holds at most one configuration change beyond the highest commit index
+  //     any leader reported: a change is proposed only once the previous one is committed, and
+  //     a log with two uncommitted changes could put two configurations that differ by two
+  //     voters (no overlapping majorities) in use at once.
+  void CheckLeaderMembership(Node& node) {
+    const raft::RaftLog& log = node.raft->log();
+    const raft::ConfState& in_effect = node.raft->conf_state();
+    if (!Contains(in_effect.voters, node.id)) {
+      Result<raft::ConfState> at_commit = node.raft->ConfStateAt(log.committed());
+      if (at_commit.ok() && !Contains(at_commit->voters, node.id)) {
+        Violation(
+            "removed leader",
+            fmt::format("n{} leads term {} though its commit index {} covers its removal "
+                        "({})",
+                        node.id, node.raft->term(), log.committed(), DescribeConf(*at_commit)));
+      }
+    }
+    const uint64_t from = std::max<uint64_t>(commit_records_.size() + 1, log.FirstIndex());
+    if (from > log.LastIndex()) return;
+    int pending = 0;
+    for (const Entry& e : log.Slice(from, log.LastIndex() + 1, UINT64_MAX)) {
+      if (e.type == raft::EntryType::kConfChange) ++pending;
+    }
+    if (pending > 1) {
+      Violation("one change at a time",
+                fmt::format("n{} leads term {} with {} configuration changes beyond the highest "
+                            "commit index {}",
+                            node.id, node.raft->term(), pending, commit_records_.size()));
     }
   }
 
@@ -580,6 +742,15 @@ class RaftSim {
                             e.term, e.index, commit_records_[e.index - 1].term));
     }
     auto prop = node.proposals.find(e.index);
+    if (e.type == raft::EntryType::kConfChange) {
+      ApplyConfChange(node, e);
+      RecordState(node, "applies");
+      if (prop != node.proposals.end()) {
+        ReplyRetry(node, prop->second.first, prop->second.second);
+        node.proposals.erase(prop);
+      }
+      return;
+    }
     if (e.data.empty()) {
       RecordState(node, "applies");
       if (prop != node.proposals.end()) {
@@ -624,6 +795,71 @@ class RaftSim {
     r.index = e.index;
     r.result = session.second;
     SendReply(r);
+  }
+
+  // A committed configuration change reaches the state machine. Checks that every node sees the
+  // same committed configuration at each index, that it follows from the previous committed one
+  // by exactly this change (the sim's own model), and that consecutive committed configurations
+  // differ by at most one voter. The first node to apply a change records it (every node applies
+  // in index order and snapshots come from nodes that applied, so the previous change is known).
+  void ApplyConfChange(Node& node, const Entry& e) {
+    raft::ConfChange cc;
+    if (!raft::DecodeConfChange(e.data, &cc)) {
+      Violation("apply",
+                fmt::format("n{} cannot decode the configuration change at {}", node.id, e.index));
+      return;
+    }
+    Result<raft::ConfState> cs = node.raft->ConfStateAt(e.index);
+    if (!cs.ok()) {
+      Violation("configuration",
+                fmt::format("n{} applies {} at {} but knows no configuration "
+                            "there: {}",
+                            node.id, DescribeChange(cc), e.index, cs.status().ToString()));
+      return;
+    }
+    // A node added later boots listing itself as a learner (see Start), so until its log reaches
+    // its own add it sees itself as a learner where the others see no such member.
+    const auto own_boot_learner = [&](const raft::ConfState& ref) {
+      if (node.id > static_cast<NodeId>(initial_nodes_) && !Contains(ref.voters, node.id) &&
+          !Contains(ref.learners, node.id)) {
+        std::erase(cs->learners, node.id);
+      }
+    };
+    if (auto it = confs_.find(e.index); it != confs_.end()) {
+      own_boot_learner(it->second);
+      if (it->second != *cs) {
+        Violation("configuration agreement",
+                  fmt::format("n{} has {} after the change at {}, another node had {}", node.id,
+                              DescribeConf(*cs), e.index, DescribeConf(it->second)));
+      }
+      return;
+    }
+    const auto prev = std::prev(confs_.upper_bound(e.index));
+    raft::ConfState want = prev->second;
+    if (std::string why = ModelChange(want, cc); !why.empty()) {
+      Violation("configuration",
+                fmt::format("the committed change at {} ({}) does not apply to the committed "
+                            "configuration {}: {}",
+                            e.index, DescribeChange(cc), DescribeConf(prev->second), why));
+    } else if (own_boot_learner(want); want != *cs) {
+      Violation("configuration",
+                fmt::format("n{} has {} after the change at {} ({}), expected {}", node.id,
+                            DescribeConf(*cs), e.index, DescribeChange(cc), DescribeConf(want)));
+    }
+    if (VoterDistance(prev->second, *cs) > 1) {
+      Violation("single-server steps",
+                fmt::format("the committed configuration goes from {} (index {}) to {} (index {})",
+                            DescribeConf(prev->second), prev->first, DescribeConf(*cs), e.index));
+    }
+    confs_[e.index] = *cs;
+    ++report_.stats.conf_changes;
+    Trace("configuration change at {} committed: {} -> {}", e.index, DescribeChange(cc),
+          DescribeConf(*cs));
+    if (cc.type == raft::ConfChangeType::kRemoveVoter) {
+      // The operator shuts the removed node down a little later; until then it may still try
+      // to take part (the checks above and election safety watch that).
+      At(now_ + rand_.Range(0, 300'000), [this, id = cc.node] { Retire(id); });
+    }
   }
 
   void ServeReads(Node& node) {
@@ -738,6 +974,7 @@ class RaftSim {
     }
     for (int64_t d : copies) {
       At(now_ + d, [this, m] {
+        if (m.to == raft::kNoNode || m.to > nodes_.size()) return;
         Node& to = N(m.to);
         if (!to.up) return;
         if (blocked_.contains({m.from, m.to})) return;
@@ -863,7 +1100,7 @@ class RaftSim {
 
   void ScheduleRestart(NodeId id) {
     At(now_ + rand_.Range(20'000, 400'000), [this, id] {
-      if (!N(id).up && !healed_) Start(N(id));
+      if (!N(id).up && !N(id).retired && !healed_) Start(N(id));
     });
   }
 
@@ -886,14 +1123,15 @@ class RaftSim {
     At(now_ + rand_.Range(50'000, 400'000), [this] {
       if (healed_) return;
       ++report_.stats.partitions;
-      const size_t n = nodes_.size();
+      const std::vector<NodeId> ids = Active();
+      const size_t n = ids.size();
       std::string what;
       const uint64_t kind = rand_.Uniform(3);
       if (kind < 2) {
         std::vector<bool> side(n);
         size_t in_a = 0;
         if (kind == 0 && Leader() != raft::kNoNode) {
-          side[Leader() - 1] = true;
+          side[std::find(ids.begin(), ids.end(), Leader()) - ids.begin()] = true;
           in_a = 1;
         }
         for (int attempt = 0; attempt < 100 && (in_a == 0 || in_a == n); ++attempt) {
@@ -909,17 +1147,19 @@ class RaftSim {
         }
         for (size_t a = 0; a < n; ++a) {
           for (size_t b = 0; b < n; ++b) {
-            if (side[a] != side[b]) blocked_.insert({a + 1, b + 1});
+            if (side[a] != side[b]) blocked_.insert({ids[a], ids[b]});
           }
-          if (side[a]) what += fmt::format(" n{}", a + 1);
+          if (side[a]) what += fmt::format(" n{}", ids[a]);
         }
         what = "symmetric partition {" + what + " } | rest";
       } else {
         const int links = static_cast<int>(rand_.Range(1, static_cast<int64_t>(n)));
         what = "one-way partition:";
         for (int k = 0; k < links; ++k) {
-          const NodeId a = RandomNode();
-          const NodeId b = (a + rand_.Uniform(n - 1)) % n + 1;  // any node but a
+          const size_t pa = rand_.Uniform(n);
+          const size_t pb = (pa + 1 + rand_.Uniform(n - 1)) % n;  // any node but a
+          const NodeId a = ids[pa];
+          const NodeId b = ids[pb];
           blocked_.insert({a, b});
           what += fmt::format(" n{}->n{}", a, b);
         }
@@ -934,12 +1174,103 @@ class RaftSim {
     });
   }
 
+  // ---- membership changes
+
+  void ScheduleMembership() {
+    At(now_ + rand_.Range(100'000, 400'000), [this] {
+      if (healed_) return;
+      ChangeMembership();
+      ScheduleMembership();
+    });
+  }
+
+  // The operator's next step, decided on the current leader's view: promote a learner once it
+  // has caught up to the commit index, re-add a node whose add was lost, else grow or shrink
+  // the voters within [3, 5]. New nodes join as learners and are promoted later (the usual
+  // practice: an empty voter would count against the quorum until it caught up); one add in
+  // five makes the new node a voter at once, so that path is covered too. A removed node's id
+  // never comes back: its machine rejoins (if at all) as a new node with a new id and empty
+  // storage. With the old id, messages of its earlier life still in the network (an append
+  // acknowledgement, a vote) and the leaders' progress records would be taken as the new,
+  // empty node's: a leader could count it for entries it never stored, or it could vote twice
+  // in one term.
+  void ChangeMembership() {
+    const NodeId lid = Leader();
+    if (lid == raft::kNoNode) return;
+    Node& leader = N(lid);
+    raft::RawNode& rn = *leader.raft;
+    const raft::ConfState cs = rn.conf_state();
+    raft::ConfChange cc;
+    bool new_node = false;
+    NodeId orphan = raft::kNoNode;
+    for (const Node& node : nodes_) {
+      if (node.retired || removal_proposed_.contains(node.id)) continue;
+      if (!Contains(cs.voters, node.id) && !Contains(cs.learners, node.id)) orphan = node.id;
+    }
+    if (!cs.learners.empty()) {
+      const NodeId l = cs.learners[rand_.Uniform(cs.learners.size())];
+      const raft::Progress* pr = rn.PeerProgress(l);
+      if (pr == nullptr || pr->match < rn.log().committed()) return;  // not caught up yet
+      cc = {raft::ConfChangeType::kAddVoter, l};
+    } else if (orphan != raft::kNoNode) {
+      cc = {raft::ConfChangeType::kAddLearner, orphan};
+    } else {
+      const size_t v = cs.voters.size();
+      const bool add = v <= 3 || (v < 5 && rand_.Chance(0.5));
+      if (add) {
+        new_node = true;
+        cc = {
+            rand_.Chance(0.2) ? raft::ConfChangeType::kAddVoter : raft::ConfChangeType::kAddLearner,
+            static_cast<NodeId>(nodes_.size() + 1)};
+      } else {
+        cc = {raft::ConfChangeType::kRemoveVoter, cs.voters[rand_.Uniform(v)]};
+      }
+    }
+    Result<uint64_t> idx = rn.ProposeConfChange(cc);
+    if (!idx.ok()) {
+      Trace("n{} refuses to {}: {}", lid, DescribeChange(cc), idx.status().ToString());
+      return;
+    }
+    ++report_.stats.conf_proposals;
+    Trace("n{} proposes to {} at index {} (configuration was {})", lid, DescribeChange(cc), *idx,
+          DescribeConf(cs));
+    if (cc.type == raft::ConfChangeType::kRemoveVoter) {
+      removal_proposed_.insert(cc.node);
+      if (cc.node == lid) ++report_.stats.leader_removals;
+    }
+    if (new_node) {
+      Node node;
+      node.id = cc.node;
+      const double drift = (rand_.NextDouble() * 2 - 1) * opts_.max_drift;
+      node.tick_period_us = std::max<int64_t>(
+          1, static_cast<int64_t>(static_cast<double>(opts_.tick_us) * (1 + drift)));
+      nodes_.push_back(std::move(node));
+      ++report_.stats.nodes_added;
+      Start(nodes_.back());
+    }
+    Process(leader);
+  }
+
+  // The operator shuts down a node whose removal committed; it never comes back.
+  void Retire(NodeId id) {
+    Node& node = N(id);
+    if (node.retired) return;
+    node.retired = true;
+    ++report_.stats.nodes_retired;
+    if (node.up) {
+      node.raft.reset();
+      node.storage.reset();
+      node.up = false;
+    }
+    Trace("n{} is shut down for good (removed from the configuration)", id);
+  }
+
   void Heal() {
     healed_ = true;
     blocked_.clear();
     Trace("HEAL: faults off, every node up");
     for (Node& node : nodes_) {
-      if (!node.up) Start(node);
+      if (!node.up && !node.retired) Start(node);
     }
     At(now_, [this] { NextOp(clients_.back().id); });
   }
@@ -955,6 +1286,12 @@ class RaftSim {
   void CheckDone() {
     if (final_index_ == 0) return;
     for (const Node& node : nodes_) {
+      // With membership changes only the members of the latest committed configuration must
+      // apply it (removed nodes are shut down; a node whose add was lost is no member).
+      if (opts_.membership_changes) {
+        const raft::ConfState& cs = confs_.rbegin()->second;
+        if (!Contains(cs.voters, node.id) && !Contains(cs.learners, node.id)) continue;
+      }
       if (!node.up || node.applied < final_index_) return;
     }
     for (const Client& cl : clients_) {
@@ -1013,7 +1350,7 @@ class RaftSim {
   const RaftSimOptions opts_;
   Rand rand_;
   RaftSimReport report_;
-  std::vector<Node> nodes_;
+  std::deque<Node> nodes_;  // nodes_[id - 1]; a deque, so adding a node keeps references valid
   std::vector<Client> clients_;
   std::vector<Event> queue_;
   uint64_t next_seq_ = 0;
@@ -1030,6 +1367,9 @@ class RaftSim {
   std::vector<CommitRecord> commit_records_;
   std::map<std::string, std::string> last_written_;
   std::map<std::string, int> violations_per_kind_;
+  int initial_nodes_ = 0;
+  std::map<uint64_t, raft::ConfState> confs_;  // index -> committed configuration (0: initial)
+  std::set<NodeId> removal_proposed_;
   check::History history_;
 };
 
@@ -1080,15 +1420,24 @@ RaftSimReport RunRaftSim(const RaftSimOptions& options) {
 std::string FormatRaftStats(const RaftSimReport& r) {
   const RaftSimStats& s = r.stats;
   return fmt::format(
-      "seed {}: {} nodes, {} ops ({} ok, {} unknown), {} committed, {} leaders, {} crashes, {} "
-      "partitions, {} crashes inside a persist, {} inside a compaction, snapshot every {}: {} "
-      "snapshots, {} installed, {} restarts from one, {} lease reads, {} messages ({} dropped, {} "
-      "duplicated), {} "
-      "events, {} checker states, end t={}ms",
-      r.seed, s.nodes, s.ops, s.ok, s.unknown, s.committed, s.elections, s.crashes, s.partitions,
-      s.persist_crashes, s.compaction_crashes, s.snapshot_every, s.snapshots, s.installs,
-      s.restarts_from_snapshot, s.lease_reads, s.messages, s.dropped, s.duplicated, s.events,
-      s.check_states, s.end_us / 1000);
+             "seed {}: {} nodes, {} ops ({} ok, {} unknown), {} committed, {} leaders, {} crashes, "
+             "{} "
+             "partitions, {} crashes inside a persist, {} inside a compaction, snapshot every {}: "
+             "{} "
+             "snapshots, {} installed, {} restarts from one, {} lease reads, {} messages ({} "
+             "dropped, {} "
+             "duplicated), {} "
+             "events, {} checker states, end t={}ms",
+             r.seed, s.nodes, s.ops, s.ok, s.unknown, s.committed, s.elections, s.crashes,
+             s.partitions, s.persist_crashes, s.compaction_crashes, s.snapshot_every, s.snapshots,
+             s.installs, s.restarts_from_snapshot, s.lease_reads, s.messages, s.dropped,
+             s.duplicated, s.events, s.check_states, s.end_us / 1000) +
+         (s.conf_proposals == 0
+              ? std::string()
+              : fmt::format(", membership: {} changes proposed ({} by a leader removing itself), "
+                            "{} committed, {} nodes added, {} retired",
+                            s.conf_proposals, s.leader_removals, s.conf_changes, s.nodes_added,
+                            s.nodes_retired));
 }
 
 std::string RaftReplayCommand(const RaftSimOptions& o) {
@@ -1097,6 +1446,7 @@ std::string RaftReplayCommand(const RaftSimOptions& o) {
   if (!o.faults) cmd += " --no-faults";
   if (!o.crashes) cmd += " --no-crashes";
   if (o.lease_reads) cmd += " --lease-reads";
+  if (o.membership_changes) cmd += " --membership-changes";
   if (o.snapshot_every >= 0) cmd += fmt::format(" --snapshot-every {}", o.snapshot_every);
   if (o.break_mode == RaftBreak::kUnsyncedAppends) cmd += " --break-unsynced-appends";
   if (o.break_mode == RaftBreak::kLocalReads) cmd += " --break-local-reads";

@@ -30,6 +30,20 @@
 // from its snapshot and applies only what follows; a node that fell behind a compaction gets
 // the leader's snapshot (kSnap) and restores its state machine from it.
 //
+// Membership changes (RaftSimOptions::membership_changes, off by default): every 100..400 ms of
+// the fault phase an operator acts through the current leader (RawNode::ProposeConfChange, one
+// server at a time): a learner that caught up to the leader's commit index is promoted to voter;
+// otherwise the voters grow or shrink within [3, 5]: a new node (the next unused id, empty
+// storage) joins as a learner to be promoted later - one add in five makes it a voter at once -
+// or a random voter is removed (the leader too: it steps down once the change commits). A
+// node whose add was lost with an uncommitted suffix is added again. A removed node is shut
+// down for good 0..300 ms after its removal commits (until then it may still try to take
+// part); its machine could only rejoin under a new id, never its old one (see
+// ChangeMembership in raft_sim.cc for why). Every node boots with the initial configuration,
+// an added one listing itself as a learner; snapshots record the configuration at their index.
+// The crash, partition and client choices draw only among the nodes not shut down; at the end
+// only the members of the latest committed configuration must apply the final write.
+//
 // The workload: a few clients issue put, cas (expected value or absent) and get on a few keys,
 // one operation at a time, to the node they think leads; a refusal names the leader to retry
 // at. Writes go through the log (deduplicated per client request id by the state machine, since
@@ -49,6 +63,13 @@
 //   - leader completeness: a new leader's log holds every entry applied anywhere before;
 //   - restart: a node's WAL and hard state always reopen (a commit index beyond the stored log
 //     means acknowledged entries were lost);
+//   - with membership changes: every node has the same committed configuration after each
+//     committed change, and it is the previous one with exactly that change applied (the sim's
+//     own model); consecutive committed configurations differ by at most one voter; a snapshot
+//     records the committed configuration at its index; a leader whose own commit index covers
+//     its removal no longer leads; a leader's log holds at most one change beyond the highest
+//     commit index any leader reported (one change at a time). Not a guarantee, so not checked:
+//     that a removed node never leads again once its removal committed (raft_sim.cc explains);
 //   - linearizability of the client history (covers "no acknowledged write lost");
 //   - liveness: after the heal, a final write is acknowledged and every node applies it.
 //
@@ -96,6 +117,9 @@ struct RaftSimOptions {
   // max_clock_drift = max_drift, which the simulated clocks honour; election_tick 10 leaves a
   // lease for every max_drift < 0.5) instead of a heartbeat round.
   bool lease_reads = false;
+  // The workload also changes the membership (see the file comment); off keeps the meaning of
+  // existing seeds.
+  bool membership_changes = false;
   // Deliberately broken variant, to prove the checks catch real bugs. Never set outside tests.
   RaftBreak break_mode = RaftBreak::kNone;
 };
@@ -121,6 +145,11 @@ struct RaftSimStats {
   int lease_reads = 0;         // gets answered from a lease (no heartbeat round)
   uint64_t events = 0;
   uint64_t check_states = 0;  // linearizability checker states explored
+  int conf_proposals = 0;     // membership changes proposed (accepted by a leader)
+  int conf_changes = 0;       // membership changes committed
+  int leader_removals = 0;    // proposals of a leader to remove itself
+  int nodes_added = 0;        // new nodes started (fresh ids, empty storage)
+  int nodes_retired = 0;      // removed nodes shut down
   int64_t end_us = 0;
 };
 

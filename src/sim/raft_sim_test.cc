@@ -4,6 +4,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 
 namespace dtx::sim {
@@ -140,6 +142,81 @@ TEST(RaftSimTest, SameSeedSameTrace) {
   o.seed = 8;
   RaftSimReport c = RunRaftSim(o);
   EXPECT_NE(a.trace, c.trace);
+}
+
+// Seeds with membership changes mixed into the workload: nodes added (as learners, then
+// promoted, or directly as voters), voters removed (the leader too), with every fault on.
+TEST(RaftSimTest, MembershipChangesWithAllFaults) {
+  const auto start = std::chrono::steady_clock::now();
+  uint64_t first = 1;
+  uint64_t count = 300;
+  if (const char* env = std::getenv("DTX_RAFT_SIM_MEMBERSHIP_SEEDS")) {
+    // "A..B": a longer run by hand, e.g. DTX_RAFT_SIM_MEMBERSHIP_SEEDS=1..3000.
+    unsigned long long a = 0;
+    unsigned long long b = 0;
+    ASSERT_EQ(std::sscanf(env, "%llu..%llu", &a, &b), 2) << "bad range: " << env;
+    ASSERT_TRUE(a >= 1 && a <= b) << "bad range: " << env;
+    first = a;
+    count = b - a + 1;
+  }
+  int failed = 0;
+  uint64_t proposals = 0;
+  uint64_t changes = 0;
+  uint64_t leader_removals = 0;
+  uint64_t added = 0;
+  uint64_t retired = 0;
+  uint64_t crashes = 0;
+  uint64_t partitions = 0;
+  uint64_t installs = 0;
+  uint64_t ops = 0;
+  uint64_t ok = 0;
+  for (uint64_t seed = first; seed < first + count; ++seed) {
+    RaftSimOptions o;
+    o.seed = seed;
+    o.membership_changes = true;
+    RaftSimReport r = RunRaftSim(o);
+    proposals += r.stats.conf_proposals;
+    changes += r.stats.conf_changes;
+    leader_removals += r.stats.leader_removals;
+    added += r.stats.nodes_added;
+    retired += r.stats.nodes_retired;
+    crashes += r.stats.crashes;
+    partitions += r.stats.partitions;
+    installs += r.stats.installs;
+    ops += r.stats.ops;
+    ok += r.stats.ok;
+    if (!r.ok()) {
+      ADD_FAILURE() << Describe(o, r);
+      if (++failed >= 5) break;
+    }
+  }
+  const double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::cout << count << " seeds with membership changes: " << secs << " s, " << proposals
+            << " changes proposed (" << leader_removals << " leaders removing themselves), "
+            << changes << " committed, " << added << " nodes added, " << retired << " retired, "
+            << crashes << " crashes, " << partitions << " partitions, " << installs
+            << " snapshots installed, " << ops << " ops (" << ok << " ok)\n";
+  // The changes must actually happen, of every kind, under faults, and clients get work done.
+  EXPECT_GT(changes, count * 3);
+  EXPECT_GT(leader_removals, count / 10);
+  EXPECT_GT(added, count);
+  EXPECT_GT(retired, count / 2);
+  EXPECT_GT(crashes, count);
+  EXPECT_GT(installs, count / 10);
+  EXPECT_GT(ok, ops / 2);
+}
+
+TEST(RaftSimTest, MembershipChangesKeepTheSameSeedSameTrace) {
+  RaftSimOptions o;
+  o.seed = 11;
+  o.trace = true;
+  o.membership_changes = true;
+  RaftSimReport a = RunRaftSim(o);
+  RaftSimReport b = RunRaftSim(o);
+  EXPECT_EQ(a.trace, b.trace);
+  EXPECT_GT(a.stats.conf_changes, 0) << FormatRaftStats(a);
+  EXPECT_NE(RaftReplayCommand(o).find("--membership-changes"), std::string::npos);
 }
 
 // Runs seeds from 1 with the broken mode until one reports a violation of an invariant other

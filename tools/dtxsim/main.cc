@@ -180,6 +180,8 @@ int main(int argc, char** argv) {
   raft->add_flag("--no-faults", raft_no_faults, "no network faults or partitions");
   raft->add_flag("--lease-reads", raft_opts.lease_reads,
                  "gets answered from the leader's lease instead of a heartbeat round");
+  raft->add_flag("--membership-changes", raft_opts.membership_changes,
+                 "the workload also adds, promotes and removes nodes (one server at a time)");
   raft->add_option("--snapshot-every", raft_opts.snapshot_every,
                    "snapshot and compact every N applied entries (0: never; default: from the "
                    "seed)")
