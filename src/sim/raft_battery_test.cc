@@ -1,6 +1,6 @@
 // The classic Raft test battery (the shape of MIT 6.824's lab 2 tests) on the deterministic
 // RaftCluster harness: elections, agreement, failures, persistence, figure 8, churn, snapshots,
-// and self-tests showing that the harness's checks catch broken behaviour.
+// membership changes, and self-tests showing that the harness's checks catch broken behaviour.
 //
 // Every test runs seeds 1..kDefaultSeeds (DTX_BATTERY_SEEDS=N runs 1..N instead, DTX_BATTERY_SEED=S
 // only seed S); each seed is a deterministic run, and a failure names its seed.
@@ -970,6 +970,322 @@ TEST(RaftBattery, ReliableChurnWithSnapshots) {
 TEST(RaftBattery, UnreliableChurnWithSnapshots) {
   RunSeeds(
       5, [](RaftCluster& c) { Churn(c, true); }, WithSnapshots, true);
+}
+
+// ---------------------------------------------------------------- membership changes
+
+using raft::ConfChange;
+using raft::ConfChangeType;
+
+ConfChange AddLearner(NodeId id) { return {ConfChangeType::kAddLearner, id}; }
+ConfChange AddVoter(NodeId id) { return {ConfChangeType::kAddVoter, id}; }
+ConfChange Remove(NodeId id) { return {ConfChangeType::kRemoveVoter, id}; }
+
+// Waits up to 2 s of virtual time for node id to apply `index`, running `between` (if set)
+// every 10 ms.
+Status WaitApplied(RaftCluster& c, NodeId id, uint64_t index,
+                   const std::function<void()>& between = nullptr) {
+  for (int i = 0; i < 200 && c.applied(id) < index; ++i) {
+    if (between) between();
+    c.RunFor(10ms);
+  }
+  DTX_RETURN_IF_ERROR(c.Check());
+  if (c.applied(id) >= index) return Status::Ok();
+  return Internal(
+      fmt::format("seed {}: n{} applied {} of {} within 2s", c.seed(), id, c.applied(id), index));
+}
+
+// Every listed node (up) has the configuration with exactly these voters and no learner.
+void ExpectVoters(const RaftCluster& c, const std::vector<NodeId>& nodes,
+                  const std::vector<NodeId>& voters) {
+  for (NodeId id : nodes) {
+    const raft::ConfState cs = c.conf_state(id);
+    EXPECT_EQ(cs.voters, voters) << "n" << id;
+    EXPECT_TRUE(cs.learners.empty()) << "n" << id;
+  }
+}
+
+// A follower of `leader` among `ids` other than `except`.
+NodeId FollowerOf(NodeId leader, const std::vector<NodeId>& ids, NodeId except) {
+  for (NodeId id : ids) {
+    if (id != leader && id != except) return id;
+  }
+  return raft::kNoNode;
+}
+
+void WithSpare(RaftClusterOptions& o) { o.spares = 1; }
+
+// A new server joins a 3-node cluster as a learner, catches up from the leader's log, is
+// promoted, and then counts: with one original follower cut off, commits need its ack, and with
+// two cut off the leader and it are no quorum of four.
+TEST(RaftBattery, MembershipAddServerCatchesUp) {
+  RunSeeds(
+      3,
+      [](RaftCluster& c) {
+        for (int i = 0; i < 10; ++i) ASSERT_OK(c.One(fmt::format("a{}", i), 3, false).status());
+        ASSERT_OK(c.AddNode(4));
+        ASSERT_OK(c.ChangeConf(AddLearner(4)));
+        ASSERT_OK_AND_ASSIGN(uint64_t last, c.One("learner", 3, true));
+        ASSERT_OK(WaitApplied(c, 4, last));
+        EXPECT_EQ(c.messages_sent(MessageType::kSnap), 0u) << "the log was not compacted";
+        ASSERT_OK(c.ChangeConf(AddVoter(4)));
+        ASSERT_OK(c.One("four", 4, true).status());
+        ExpectVoters(c, {1, 2, 3, 4}, {1, 2, 3, 4});
+
+        ASSERT_OK_AND_ASSIGN(NodeId leader, c.CheckOneLeader());
+        const NodeId f1 = FollowerOf(leader, {1, 2, 3}, raft::kNoNode);
+        const NodeId f2 = FollowerOf(leader, {1, 2, 3}, f1);
+        ASSERT_NE(leader, 4u) << "the test cuts off followers among the originals";
+        c.Disconnect(f1);
+        ASSERT_OK_AND_ASSIGN(uint64_t needs4, c.One("needs-n4", 3, true));
+        EXPECT_GE(c.applied(4), needs4);
+        c.Disconnect(f2);
+        // Right away, before check-quorum makes it step down, the leader still takes proposals.
+        ASSERT_OK_AND_ASSIGN(Proposal p, c.Propose(leader, "no-quorum"));
+        c.RunFor(1s);
+        ASSERT_OK_AND_ASSIGN(Committed k, c.NCommitted(p.index));
+        EXPECT_EQ(k.count, 0) << "two of four voters committed index " << p.index;
+        c.Connect(f1);
+        c.Connect(f2);
+        ASSERT_OK(c.One("healed", 4, true).status());
+      },
+      WithSpare, true);
+}
+
+// The same with a compacted log: the new server gets the leader's snapshot (with the
+// configuration it records), and after a crash it restarts from its own snapshot as a voter.
+TEST(RaftBattery, MembershipAddServerThroughSnapshot) {
+  RunSeeds(
+      3,
+      [](RaftCluster& c) {
+        for (int i = 0; i < 35; ++i) ASSERT_OK(c.One(fmt::format("a{}", i), 3, false).status());
+        ASSERT_OK_AND_ASSIGN(NodeId leader, c.CheckOneLeader());
+        ASSERT_GT(c.first_index(leader), 1u) << "the leader did not compact";
+        ASSERT_OK(c.AddNode(4));
+        ASSERT_OK(c.ChangeConf(AddLearner(4)));
+        ASSERT_OK_AND_ASSIGN(uint64_t last, c.One("learner", 3, true));
+        ASSERT_OK(WaitApplied(c, 4, last));
+        EXPECT_GT(c.messages_sent(MessageType::kSnap), 0u);
+        EXPECT_GT(c.snapshots_installed(), 0u);
+        ASSERT_OK(c.ChangeConf(AddVoter(4)));
+        for (int i = 0; i < 15; ++i) ASSERT_OK(c.One(fmt::format("b{}", i), 4, true).status());
+        EXPECT_GT(c.first_index(4), 1u) << "n4 did not compact";
+        ASSERT_OK(c.Restart(4));
+        ExpectVoters(c, {1, 2, 3, 4}, {1, 2, 3, 4});
+        ASSERT_OK(c.One("after-restart", 4, true).status());
+      },
+      [](RaftClusterOptions& o) {
+        o.spares = 1;
+        o.snapshot_every = kSnapEvery;
+      },
+      true);
+}
+
+// A follower cut off from a 5-node cluster is removed without ever hearing of it. Back, it
+// cannot disrupt the members (they heard from their leader lately and ignore its pre-votes), it
+// gets no new entries, and the four voters tolerate one more failure.
+TEST(RaftBattery, MembershipRemoveFollower) {
+  ForSeeds(5, [](RaftCluster& c) {
+    ASSERT_OK(c.One("a", 5, false).status());
+    ASSERT_OK_AND_ASSIGN(NodeId leader, c.CheckOneLeader());
+    const NodeId f = Peer(c, leader, 1);
+    c.Disconnect(f);
+    ASSERT_OK(c.ChangeConf(Remove(f)));
+    ASSERT_OK_AND_ASSIGN(uint64_t index, c.One("b", 4, true));
+    ASSERT_OK_AND_ASSIGN(leader, c.CheckOneLeader());
+    const uint64_t term = c.term(leader);
+    c.Connect(f);
+    c.RunFor(5 * kET);
+    ASSERT_OK_AND_ASSIGN(NodeId after, c.CheckOneLeader());
+    EXPECT_EQ(after, leader);
+    EXPECT_EQ(c.term(leader), term) << "the removed follower forced an election";
+    EXPECT_LT(c.applied(f), index);
+    std::vector<NodeId> members;
+    for (NodeId id = 1; id <= 5; ++id) {
+      if (id != f) members.push_back(id);
+    }
+    ExpectVoters(c, members, members);
+    const NodeId g = Peer(c, leader, f == Peer(c, leader, 2) ? 3 : 2);
+    ASSERT_NE(g, f);
+    c.Crash(g);
+    ASSERT_OK(c.One("c", 3, true).status());
+  });
+}
+
+// The leader removes itself: it keeps replicating the change without counting itself, steps
+// down once it is committed, a new leader among the remaining voters takes over, and the old
+// one (still up and connected) never leads again.
+TEST(RaftBattery, MembershipRemoveLeader) {
+  ForSeeds(5, [](RaftCluster& c) {
+    ASSERT_OK(c.One("a", 5, false).status());
+    ASSERT_OK_AND_ASSIGN(NodeId old, c.CheckOneLeader());
+    ASSERT_OK_AND_ASSIGN(uint64_t index, c.ProposeConfChange(old, Remove(old)));
+    ASSERT_OK_AND_ASSIGN(std::optional<std::string> cmd, WaitCommitted(c, index, 1, c.term(old)));
+    ASSERT_TRUE(cmd.has_value()) << "the leader changed before its removal committed";
+    c.RunFor(10ms);
+    EXPECT_NE(c.role(old), raft::Role::kLeader) << "the removed leader did not step down";
+    ASSERT_OK_AND_ASSIGN(NodeId leader, c.CheckOneLeader());
+    EXPECT_NE(leader, old);
+    ASSERT_OK_AND_ASSIGN(uint64_t b, c.One("b", 4, true));
+    EXPECT_LT(c.applied(old), b);
+    for (int i = 0; i < 20; ++i) {
+      c.RunFor(100ms);
+      ASSERT_NE(c.role(old), raft::Role::kLeader) << "the removed node leads again";
+    }
+    std::vector<NodeId> members;
+    for (NodeId id = 1; id <= 5; ++id) {
+      if (id != old) members.push_back(id);
+    }
+    ExpectVoters(c, members, members);
+  });
+}
+
+// Grow 3 -> 5 (each new server a learner first, then promoted) and shrink 5 -> 3 (the leader
+// of the moment among the removed), on an unreliable network, with a member crashed around
+// every change and restarted after it.
+TEST(RaftBattery, MembershipGrowAndShrinkUnreliableWithCrashes) {
+  RunSeeds(
+      3,
+      [](RaftCluster& c) {
+        c.SetUnreliable(true);
+        int seq = 0;
+        auto next = [&seq] { return fmt::format("m{}", seq++); };
+        std::vector<NodeId> members = {1, 2, 3};
+        auto random_member = [&] { return members[c.rand().Uniform(members.size())]; };
+        const auto size = [&] { return static_cast<int>(members.size()); };
+        // Clients keep writing while a change is driven, as in production. (On an idle cluster a
+        // lost acknowledgement of the last entry stalls its commit: the core bug reproduced by
+        // DISABLED_LostAckOfTheLastEntryStallsCommit below.)
+        const auto load = [&] {
+          if (const NodeId l = c.Leader(); l != raft::kNoNode) (void)c.Propose(l, next());
+        };
+        ASSERT_OK(c.One(next(), 3, true).status());
+        for (NodeId id : {NodeId{4}, NodeId{5}}) {
+          ASSERT_OK(c.AddNode(id));
+          ASSERT_OK(c.ChangeConf(AddLearner(id), load));
+          ASSERT_OK_AND_ASSIGN(uint64_t last, c.One(next(), size(), true));
+          ASSERT_OK(WaitApplied(c, id, last, load));
+          const NodeId victim = random_member();
+          c.Crash(victim);
+          ASSERT_OK(c.ChangeConf(AddVoter(id), load));
+          members.push_back(id);
+          ASSERT_OK(c.One(next(), size() - 1, true).status());
+          ASSERT_OK(c.Restart(victim));
+          ASSERT_OK(c.One(next(), size(), true).status());
+        }
+        ExpectVoters(c, members, {1, 2, 3, 4, 5});
+        for (int k = 0; k < 2; ++k) {
+          ASSERT_OK_AND_ASSIGN(NodeId leader, c.CheckOneLeader());
+          const NodeId gone = k == 0 ? leader : random_member();
+          std::erase(members, gone);
+          const NodeId victim = random_member();
+          c.Crash(victim);
+          ASSERT_OK(c.ChangeConf(Remove(gone), load));
+          c.Crash(gone);  // shut down for good
+          ASSERT_OK(c.One(next(), size() - 1, true).status());
+          ASSERT_OK(c.Restart(victim));
+          ASSERT_OK(c.One(next(), size(), true).status());
+        }
+        c.SetUnreliable(false);
+        ASSERT_OK(c.One(next(), 3, true).status());
+        ExpectVoters(c, members, members);
+      },
+      [](RaftClusterOptions& o) { o.spares = 2; }, true);
+}
+
+// An old leader cut off from the cluster keeps its old configuration {1, 2, 3} and takes
+// proposals; meanwhile the majority removes it and grows to four voters with two new servers.
+// None of its proposals is ever applied anywhere, not while it is cut off nor after it is back,
+// and it never leads again.
+TEST(RaftBattery, MembershipPartitionedOldLeaderCannotCommit) {
+  RunSeeds(
+      3,
+      [](RaftCluster& c) {
+        ASSERT_OK(c.One("a", 3, false).status());
+        ASSERT_OK_AND_ASSIGN(NodeId old, c.CheckOneLeader());
+        c.Disconnect(old);
+        for (int i = 0; i < 5; ++i) {
+          ASSERT_OK(c.Propose(old, fmt::format("stale{}", i)).status())
+              << "the old leader should still believe it leads";
+        }
+        ASSERT_OK_AND_ASSIGN(NodeId leader, c.CheckOneLeader());
+        EXPECT_NE(leader, old);
+        ASSERT_OK(c.ChangeConf(Remove(old)));
+        for (NodeId id : {NodeId{4}, NodeId{5}}) {
+          ASSERT_OK(c.AddNode(id));
+          ASSERT_OK(c.ChangeConf(AddLearner(id)));
+          ASSERT_OK(c.ChangeConf(AddVoter(id)));
+        }
+        EXPECT_EQ(c.conf_state(old).voters, (std::vector<NodeId>{1, 2, 3}));
+        ASSERT_OK(c.One("b", 4, true).status());
+        c.Connect(old);
+        for (int i = 0; i < 20; ++i) {
+          c.RunFor(100ms);
+          ASSERT_NE(c.role(old), raft::Role::kLeader) << "the removed old leader leads again";
+        }
+        ASSERT_OK_AND_ASSIGN(uint64_t last, c.One("c", 4, true));
+        EXPECT_LT(c.applied(old), last);
+        ASSERT_OK_AND_ASSIGN(int stale, CountAppliedIf(c, [](const std::string& s) {
+                               return s.starts_with("stale");
+                             }));
+        EXPECT_EQ(stale, 0);
+        std::vector<NodeId> members;
+        for (NodeId id = 1; id <= 5; ++id) {
+          if (id != old) members.push_back(id);
+        }
+        ExpectVoters(c, members, members);
+      },
+      [](RaftClusterOptions& o) { o.spares = 2; }, true);
+}
+
+// CORE BUG (liveness), reported, not fixed here (src/consensus/raft is not this file's owner):
+// when the acknowledgement of a follower's last entry is lost and no further proposal follows,
+// the leader never learns that the follower has it. The follower's heartbeat responses carry
+// index == next - 1, so HandleHeartbeatResponse neither falls back to probing nor sends
+// anything (SendAppend(from, send_if_empty = false) has no entries to send in replicate state;
+// etcd sends an empty append there, whose answer updates match). If that follower is needed for
+// the quorum, the entry stays uncommitted until the next proposal. Deterministic: 3 nodes, one
+// follower down, the other's ack of entry X dropped (disconnected for 3 ms while it is in
+// flight); X then never commits although it is on 2 of 3 nodes. Enable once the core is fixed.
+TEST(RaftBattery, DISABLED_LostAckOfTheLastEntryStallsCommit) {
+  ForSeeds(3, [](RaftCluster& c) {
+    ASSERT_OK(c.One("a", 3, false).status());
+    ASSERT_OK_AND_ASSIGN(NodeId leader, c.CheckOneLeader());
+    const NodeId f1 = Peer(c, leader, 1);
+    const NodeId f2 = Peer(c, leader, 2);
+    c.Crash(f2);
+    ASSERT_OK_AND_ASSIGN(Proposal p, c.Propose(leader, "x"));
+    for (int i = 0; i < 10'000 && c.last_index(f1) < p.index; ++i) c.RunFor(Duration(10));
+    ASSERT_GE(c.last_index(f1), p.index);
+    c.Disconnect(f1);  // drops f1's acknowledgement, in flight for at most 2 ms
+    c.RunFor(3ms);
+    c.Connect(f1);
+    c.RunFor(2s);
+    ASSERT_OK_AND_ASSIGN(Committed k, c.NCommitted(p.index));
+    EXPECT_GE(k.count, 1) << "entry " << p.index << " is on n" << leader << " and n" << f1
+                          << " (2 of 3) but was not committed within 2 s";
+  });
+}
+
+// Bad membership input gets a clear error.
+TEST(RaftBattery, MembershipBadInput) {
+  RaftClusterOptions o;
+  o.spares = 5;
+  EXPECT_EQ(RaftCluster::Create(o).status().code(), StatusCode::kInvalidArgument);
+  o.spares = 1;
+  Result<std::unique_ptr<RaftCluster>> made = RaftCluster::Create(o);
+  ASSERT_TRUE(made.ok()) << made.status().ToString();
+  RaftCluster& c = **made;
+  EXPECT_EQ(c.AddNode(2).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(c.AddNode(9).code(), StatusCode::kInvalidArgument);
+  ASSERT_OK(c.AddNode(4));
+  EXPECT_EQ(c.AddNode(4).code(), StatusCode::kFailedPrecondition);
+  ASSERT_OK_AND_ASSIGN(NodeId leader, c.CheckOneLeader());
+  EXPECT_EQ(c.ProposeConfChange(leader, AddVoter(leader)).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(c.ProposeConfChange(leader, Remove(7)).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(c.ProposeConfChange(9, AddVoter(4)).status().code(), StatusCode::kInvalidArgument);
+  ASSERT_OK(c.Check());
 }
 
 // ---------------------------------------------------------------- the harness itself

@@ -30,11 +30,39 @@ constexpr int64_t kLongDelayMaxUs = 1'000'000;
 
 std::string Quote(const std::string& s) { return s.empty() ? "(no-op)" : "\"" + s + "\""; }
 
+bool Contains(const std::vector<NodeId>& v, NodeId id) {
+  return std::find(v.begin(), v.end(), id) != v.end();
+}
+
+std::string DescribeConf(const raft::ConfState& cs) {
+  std::string out = "voters {";
+  for (NodeId id : cs.voters) out += fmt::format(" n{}", id);
+  out += " } learners {";
+  for (NodeId id : cs.learners) out += fmt::format(" n{}", id);
+  return out + " }";
+}
+
+// The committed configuration `cs` already reflects the change.
+bool Reflects(const raft::ConfState& cs, const raft::ConfChange& cc) {
+  switch (cc.type) {
+    case raft::ConfChangeType::kAddVoter:
+      return Contains(cs.voters, cc.node);
+    case raft::ConfChangeType::kAddLearner:
+      return Contains(cs.learners, cc.node);
+    case raft::ConfChangeType::kRemoveVoter:
+      return !Contains(cs.voters, cc.node) && !Contains(cs.learners, cc.node);
+  }
+  return false;
+}
+
 }  // namespace
 
 Status RaftClusterOptions::Validate() const {
   if (nodes < 3 || nodes > 7) {
     return InvalidArgument(fmt::format("raft cluster: nodes must be 3..7, got {}", nodes));
+  }
+  if (spares < 0 || spares > 4) {
+    return InvalidArgument(fmt::format("raft cluster: spares must be 0..4, got {}", spares));
   }
   if (tick.count() <= 0) return InvalidArgument("raft cluster: tick must be positive");
   if (min_delay.count() <= 0 || min_delay > max_delay || max_delay >= tick) {
@@ -53,12 +81,16 @@ RaftCluster::~RaftCluster() = default;
 Result<std::unique_ptr<RaftCluster>> RaftCluster::Create(const RaftClusterOptions& options) {
   DTX_RETURN_IF_ERROR(options.Validate());
   std::unique_ptr<RaftCluster> c(new RaftCluster(options));
-  c->nodes_.resize(options.nodes);
-  for (int i = 0; i < options.nodes; ++i) {
+  c->nodes_.resize(options.nodes + options.spares);
+  for (size_t i = 0; i < c->nodes_.size(); ++i) {
     c->nodes_[i].id = static_cast<NodeId>(i + 1);
     c->nodes_[i].env = std::make_unique<MemEnv>();
   }
-  for (Node& node : c->nodes_) DTX_RETURN_IF_ERROR(c->Start(node));
+  raft::ConfState& initial = c->confs_[0];
+  for (int i = 0; i < options.nodes; ++i) {
+    initial.voters.push_back(static_cast<NodeId>(i + 1));
+    DTX_RETURN_IF_ERROR(c->Start(c->nodes_[i]));
+  }
   return c;
 }
 
@@ -119,7 +151,8 @@ Status RaftCluster::Start(Node& node) {
   }
   raft::Config c;
   c.id = node.id;
-  for (const Node& p : nodes_) c.peers.push_back(p.id);
+  for (int i = 1; i <= opts_.nodes; ++i) c.peers.push_back(static_cast<NodeId>(i));
+  if (node.id > static_cast<NodeId>(opts_.nodes)) c.learners.push_back(node.id);
   c.election_tick = 10;
   c.heartbeat_tick = 1;
   c.seed = rand_.Next();
@@ -281,7 +314,8 @@ void RaftCluster::Apply(Node& node, const Entry& e) {
     Violation(fmt::format("n{} applied index {} when {} was next", node.id, e.index, expected));
     return;
   }
-  AppliedEntry entry{e.term, e.data};
+  if (e.type == raft::EntryType::kConfChange) CheckConfChange(node, e);
+  AppliedEntry entry{e.term, e.data, e.type};
   if (node.corrupt_next_apply) {
     node.corrupt_next_apply = false;
     entry.command += "#corrupted";
@@ -292,8 +326,10 @@ void RaftCluster::Apply(Node& node, const Entry& e) {
 
 void RaftCluster::CheckApplied(const Node& node, uint64_t index, const AppliedEntry& entry,
                                const char* how) {
-  auto [it, inserted] = applied_.emplace(index, AppliedRecord{entry.command, entry.term, node.id});
-  if (!inserted && (it->second.command != entry.command || it->second.term != entry.term)) {
+  auto [it, inserted] =
+      applied_.emplace(index, AppliedRecord{entry.command, entry.term, node.id, entry.type});
+  if (!inserted && (it->second.command != entry.command || it->second.term != entry.term ||
+                    it->second.type != entry.type)) {
     Violation(fmt::format(
         "state-machine safety: n{} {} {} (term {}) at index {}, but n{} applied {} (term {}) "
         "there",
@@ -321,10 +357,21 @@ Status RaftCluster::Restore(Node& node, const raft::Snapshot& snap) {
     AppliedEntry e;
     e.term = r.U64();
     e.command = std::string(r.Bytes());
+    const uint8_t type = r.U8();
+    if (type > static_cast<uint8_t>(raft::EntryType::kConfChange)) {
+      return DataLoss(
+          fmt::format("snapshot at {} has an entry of unknown type {}", snap.metadata.index, type));
+    }
+    e.type = static_cast<raft::EntryType>(type);
     image.push_back(std::move(e));
   }
   if (!r.done()) {
     return DataLoss(fmt::format("snapshot at {} has a malformed image", snap.metadata.index));
+  }
+  if (const raft::ConfState& want = std::prev(confs_.upper_bound(count))->second;
+      snap.metadata.conf_state != want) {
+    Violation(fmt::format("snapshot at {} records the configuration {} but {} was committed there",
+                          count, DescribeConf(snap.metadata.conf_state), DescribeConf(want)));
   }
   if (count > 0 && image.back().term != snap.metadata.term) {
     Violation(fmt::format("snapshot at {} has term {} but its last entry term {}",
@@ -344,14 +391,112 @@ void RaftCluster::MaybeCompact(Node& node) {
     PutU64(data, e.term);
     PutBytes(data, node.corrupt_snapshots && &e == &node.applied.back() ? e.command + "#corrupted"
                                                                         : e.command);
+    PutU8(data, static_cast<uint8_t>(e.type));
   }
-  Status s = node.storage->SaveSnapshotAndCompact(applied, std::move(data));
+  Result<raft::ConfState> conf = node.raft->ConfStateAt(applied);
+  if (!conf.ok()) {
+    Violation(fmt::format("n{} knows no configuration at its applied index {}: {}", node.id,
+                          applied, conf.status().ToString()));
+    return;
+  }
+  Status s = node.storage->SaveSnapshotAndCompact(applied, std::move(data), std::move(*conf));
   if (!s.ok()) {
     Violation(fmt::format("n{} cannot compact up to {}: {}", node.id, applied, s.ToString()));
     return Crash(node.id);
   }
   node.snapshot_index = applied;
   ++compactions_;
+}
+
+void RaftCluster::CheckConfChange(Node& node, const Entry& e) {
+  Result<raft::ConfState> cs = node.raft->ConfStateAt(e.index);
+  if (!cs.ok()) {
+    return Violation(
+        fmt::format("n{} applies a configuration change at {} but knows no "
+                    "configuration there: {}",
+                    node.id, e.index, cs.status().ToString()));
+  }
+  auto it = confs_.find(e.index);
+  const raft::ConfState& ref = it != confs_.end() ? it->second : cs.value();
+  // A spare boots listing itself as a learner (see the file comment): until its log reaches its
+  // own add, it sees itself as a learner where the others see no such member.
+  if (node.id > static_cast<NodeId>(opts_.nodes) && !Contains(ref.voters, node.id) &&
+      !Contains(ref.learners, node.id)) {
+    std::erase(cs->learners, node.id);
+  }
+  if (it != confs_.end()) {
+    if (it->second != *cs) {
+      Violation(
+          fmt::format("configuration agreement: n{} has {} after the change at {}, another "
+                      "node had {}",
+                      node.id, DescribeConf(*cs), e.index, DescribeConf(it->second)));
+    }
+    return;
+  }
+  // Nodes apply in index order and snapshots come from nodes that applied, so the first node to
+  // apply a change knows every committed change before it.
+  const auto prev = std::prev(confs_.upper_bound(e.index));
+  size_t distance = 0;
+  for (NodeId id : prev->second.voters) distance += Contains(cs->voters, id) ? 0 : 1;
+  for (NodeId id : cs->voters) distance += Contains(prev->second.voters, id) ? 0 : 1;
+  if (distance > 1) {
+    Violation(
+        fmt::format("single-server steps: the committed configuration goes from {} (index "
+                    "{}) to {} (index {})",
+                    DescribeConf(prev->second), prev->first, DescribeConf(*cs), e.index));
+  }
+  confs_[e.index] = *cs;
+}
+
+Status RaftCluster::AddNode(NodeId id) {
+  if (!ValidId(id)) return BadId(id);
+  if (id <= static_cast<NodeId>(opts_.nodes)) {
+    return InvalidArgument(fmt::format("seed {}: n{} is no spare (spares are {}..{})", opts_.seed,
+                                       id, opts_.nodes + 1, nodes_.size()));
+  }
+  Node& node = N(id);
+  if (node.up || node.incarnation > 0) {
+    return FailedPrecondition(fmt::format("seed {}: spare n{} was started before", opts_.seed, id));
+  }
+  DTX_RETURN_IF_ERROR(Start(node));
+  Process(node);
+  return Status::Ok();
+}
+
+Result<uint64_t> RaftCluster::ProposeConfChange(NodeId id, const raft::ConfChange& cc) {
+  if (!ValidId(id)) return BadId(id);
+  Node& node = N(id);
+  if (!node.up) return FailedPrecondition(fmt::format("seed {}: n{} is down", opts_.seed, id));
+  Result<uint64_t> index = node.raft->ProposeConfChange(cc);
+  if (!index.ok()) return index.status();
+  Process(node);
+  return index;
+}
+
+Status RaftCluster::ChangeConf(const raft::ConfChange& cc, const std::function<void()>& between) {
+  const int64_t deadline = now_us_ + 10'000'000;
+  std::string last_refusal = "no leader";
+  while (now_us_ < deadline) {
+    DTX_RETURN_IF_ERROR(Check());
+    const NodeId leader = Leader();
+    if (leader != raft::kNoNode) {
+      const raft::RawNode& rn = *N(leader).raft;
+      Result<raft::ConfState> committed = rn.ConfStateAt(rn.log().committed());
+      if (committed.ok() && Reflects(*committed, cc)) return Status::Ok();
+      if (!Reflects(rn.conf_state(), cc)) {
+        Result<uint64_t> index = ProposeConfChange(leader, cc);
+        if (!index.ok()) last_refusal = index.status().ToString();
+      }
+    }
+    if (between) between();
+    RunFor(std::chrono::milliseconds(20));
+  }
+  return Fail(fmt::format("membership change of n{} (type {}) not committed in 10s (last: {})",
+                          cc.node, static_cast<int>(cc.type), last_refusal));
+}
+
+raft::ConfState RaftCluster::conf_state(NodeId id) const {
+  return up(id) ? N(id).raft->conf_state() : raft::ConfState{};
 }
 
 void RaftCluster::Disconnect(NodeId id) {

@@ -42,7 +42,18 @@
 // entries as the node learns of them (each re-applied command is checked again). Crash and
 // Restart leave the connected/disconnected flag as it was.
 //
-// Bad input (a node id outside 1..N, a bad option) never crashes the process: factory and
+// Membership changes: options.spares extra node ids N+1..N+spares exist from the start but stay
+// down and outside the configuration until AddNode starts one with empty storage; a test then
+// adds it with ChangeConf (as a learner, then promoted, or directly as a voter) and removes
+// members the same way, one server at a time (RawNode::ProposeConfChange). Every node boots
+// with the initial configuration (voters 1..N), a spare also listing itself as a learner so it
+// never campaigns before its log or snapshot makes it a voter; snapshots record the
+// configuration at their index. A removed node keeps running until the test crashes it. The
+// apply step also checks the configurations: every node has the same committed configuration
+// after each committed change, consecutive committed configurations differ by at most one
+// voter, and a restored snapshot records the committed configuration at its index.
+//
+// Bad input (a node id outside 1..N+spares, a bad option) never crashes the process: factory and
 // checking helpers return kInvalidArgument; void methods record a violation that the next check
 // reports.
 //
@@ -79,6 +90,8 @@ struct RaftClusterOptions {
   Duration max_delay{2'000};
   // Compact after this many applied entries beyond the latest snapshot; 0: never.
   uint64_t snapshot_every = 0;
+  // Extra node ids for membership changes (see the file comment). 0..4.
+  int spares = 0;
   // Deliberately broken variant for the harness's self-test: the WAL acknowledges appends
   // without syncing them, so a crash loses entries the node reported as persisted. Never set
   // outside that test.
@@ -124,6 +137,7 @@ class RaftCluster {
   RaftCluster(const RaftCluster&) = delete;
   RaftCluster& operator=(const RaftCluster&) = delete;
 
+  // Every node id, spares included: ids are 1..size().
   int size() const { return static_cast<int>(nodes_.size()); }
   uint64_t seed() const { return opts_.seed; }
   Duration now() const { return Duration(now_us_); }
@@ -154,6 +168,21 @@ class RaftCluster {
   // believe it leads (the core's message names the leader it knows), kInvalidArgument for a bad
   // id or an empty command (empty data is the leader's no-op entry).
   Result<Proposal> Propose(raft::NodeId id, std::string command);
+
+  // ---- membership changes
+  // Starts spare node `id` with empty storage (it joins nothing until a ChangeConf adds it).
+  // kInvalidArgument for an id that is no spare, kFailedPrecondition if it was started before.
+  Status AddNode(raft::NodeId id);
+  // Proposes `cc` at node `id` (RawNode::ProposeConfChange and its errors); returns the index.
+  Result<uint64_t> ProposeConfChange(raft::NodeId id, const raft::ConfChange& cc);
+  // Drives `cc` until it is committed: proposes it at the leader of the moment (again after a
+  // leader change lost it) and waits until a leader's committed configuration reflects it (an
+  // added voter is a voter, an added learner a learner, a removed node gone). Gives up after
+  // 10 s of virtual time; the error names the last refusal. `between`, if set, runs before each
+  // 20 ms wait (a test keeps client traffic flowing with it).
+  Status ChangeConf(const raft::ConfChange& cc, const std::function<void()>& between = nullptr);
+  // The configuration in effect at node `id` (the latest in its log); empty for a down node.
+  raft::ConfState conf_state(raft::NodeId id) const;
 
   // ---- checks in the style of the 6.824 config; each first returns any recorded violation.
   // Waits up to 10 rounds of ~500 ms for a leader among the up, connected nodes; fails if two
@@ -214,6 +243,7 @@ class RaftCluster {
   struct AppliedEntry {
     uint64_t term = 0;
     std::string command;
+    raft::EntryType type = raft::EntryType::kNormal;
   };
   struct Node {
     raft::NodeId id = raft::kNoNode;
@@ -234,6 +264,7 @@ class RaftCluster {
     std::string command;
     uint64_t term = 0;
     raft::NodeId node = raft::kNoNode;
+    raft::EntryType type = raft::EntryType::kNormal;
   };
   struct Event {
     int64_t t = 0;
@@ -262,6 +293,8 @@ class RaftCluster {
   // Replaces the state machine with a snapshot's image (checked entry by entry).
   Status Restore(Node& node, const raft::Snapshot& snap);
   void MaybeCompact(Node& node);
+  // A committed configuration change being applied at node: the configuration checks.
+  void CheckConfChange(Node& node, const raft::Entry& e);
   void Violation(const std::string& what);
   Status Fail(const std::string& what) const;
 
@@ -278,6 +311,7 @@ class RaftCluster {
   bool long_reordering_ = false;
   std::map<uint64_t, AppliedRecord> applied_;  // index -> first application seen
   std::map<uint64_t, raft::NodeId> leaders_;   // term -> leader seen
+  std::map<uint64_t, raft::ConfState> confs_;  // index -> committed configuration (0: initial)
   std::vector<std::string> violations_;
   uint64_t installs_ = 0;
   uint64_t compactions_ = 0;
