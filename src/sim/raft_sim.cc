@@ -191,6 +191,7 @@ struct Node {
   uint64_t read_seq = 0;
   // Membership changes: removed from the configuration (committed) and shut down for good.
   bool retired = false;
+  bool rejoined = false;  // RaftBreak::kReuseRemovedIds: back under its old id, disk wiped
 };
 
 struct Client {
@@ -428,7 +429,10 @@ class RaftSim {
       // history's changes of other ids apply exactly as they did, and the node's own add is
       // either skipped (already a learner) or promotes it. Snapshots record their configuration.
       for (int i = 1; i <= initial_nodes_; ++i) c.peers.push_back(static_cast<NodeId>(i));
-      if (node.id > static_cast<NodeId>(initial_nodes_)) c.learners.push_back(node.id);
+      if (node.id > static_cast<NodeId>(initial_nodes_) || node.rejoined) {
+        std::erase(c.peers, node.id);
+        c.learners.push_back(node.id);
+      }
     } else {
       for (const Node& p : nodes_) c.peers.push_back(p.id);
     }
@@ -554,7 +558,14 @@ class RaftSim {
       // The configuration a snapshot records is the committed one at its index.
       auto it = confs_.upper_bound(snap.metadata.index);
       const raft::ConfState& want = std::prev(it)->second;
-      if (snap.metadata.conf_state != want) {
+      raft::ConfState got = snap.metadata.conf_state;
+      // A node's own snapshot taken before its add committed records it as the learner it boots
+      // as (see Start); harmless: its add is then skipped as a no-op.
+      if (node.id > static_cast<NodeId>(initial_nodes_) && !Contains(want.voters, node.id) &&
+          !Contains(want.learners, node.id)) {
+        std::erase(got.learners, node.id);
+      }
+      if (got != want) {
         Violation("snapshot configuration",
                   fmt::format("n{} restores a snapshot at {} recording {}, but the committed "
                               "configuration there is {}",
@@ -666,8 +677,11 @@ class RaftSim {
   // steps down as soon as it commits an entry of its term, which commits its removal too.
   //
   // Checked instead:
-  //   - a leader whose own commit index covers its removal is no longer leader (it steps down
-  //     once the change commits, and never campaigns after it learned of it);
+  //   - a leader missing from the voters of the configuration in effect is one whose removal
+  //     is the last change in its log and beyond its own commit index, and it was a voter
+  //     before that change: it steps down once the change commits and never campaigns after it
+  //     learned of the commit. (Its commit index may lag far behind - a restart resumes from the
+  //     stored one - so a node may even have been added, promoted and removed beyond it.)
   //   - a leader's log holds at most one configuration change beyond the highest commit index
   //     any leader reported: a change is proposed only once the previous one is committed, and
   //     a log with two uncommitted changes could put two configurations that differ by two
@@ -676,13 +690,21 @@ class RaftSim {
     const raft::RaftLog& log = node.raft->log();
     const raft::ConfState& in_effect = node.raft->conf_state();
     if (!Contains(in_effect.voters, node.id)) {
-      Result<raft::ConfState> at_commit = node.raft->ConfStateAt(log.committed());
-      if (at_commit.ok() && !Contains(at_commit->voters, node.id)) {
+      uint64_t last_change = 0;
+      for (uint64_t i = log.LastIndex(); i > log.committed() && i >= log.FirstIndex(); --i) {
+        if (log.Slice(i, i + 1, UINT64_MAX).front().type == raft::EntryType::kConfChange) {
+          last_change = i;
+          break;
+        }
+      }
+      Result<raft::ConfState> before =
+          last_change == 0 ? raft::ConfState{} : node.raft->ConfStateAt(last_change - 1);
+      if (last_change == 0 || !before.ok() || !Contains(before->voters, node.id)) {
         Violation(
             "removed leader",
-            fmt::format("n{} leads term {} though its commit index {} covers its removal "
-                        "({})",
-                        node.id, node.raft->term(), log.committed(), DescribeConf(*at_commit)));
+            fmt::format("n{} leads term {} though its removal is at or below its commit "
+                        "index {} (configuration in effect {})",
+                        node.id, node.raft->term(), log.committed(), DescribeConf(in_effect)));
       }
     }
     const uint64_t from = std::max<uint64_t>(commit_records_.size() + 1, log.FirstIndex());
@@ -1190,10 +1212,11 @@ class RaftSim {
   // practice: an empty voter would count against the quorum until it caught up); one add in
   // five makes the new node a voter at once, so that path is covered too. A removed node's id
   // never comes back: its machine rejoins (if at all) as a new node with a new id and empty
-  // storage. With the old id, messages of its earlier life still in the network (an append
-  // acknowledgement, a vote) and the leaders' progress records would be taken as the new,
-  // empty node's: a leader could count it for entries it never stored, or it could vote twice
-  // in one term.
+  // storage. With the old id, a node that lags behind the removal still counts that id as a
+  // voter of its old configuration, and the wiped node, which remembers no vote, grants it one:
+  // two leaders in one term (RaftBreak::kReuseRemovedIds shows it, seed 616). Likewise messages
+  // of its earlier life still in the network (an append acknowledgement) would be taken as the
+  // empty node's.
   void ChangeMembership() {
     const NodeId lid = Leader();
     if (lid == raft::kNoNode) return;
@@ -1219,9 +1242,15 @@ class RaftSim {
       const bool add = v <= 3 || (v < 5 && rand_.Chance(0.5));
       if (add) {
         new_node = true;
+        NodeId id = static_cast<NodeId>(nodes_.size() + 1);
+        if (opts_.break_mode == RaftBreak::kReuseRemovedIds) {
+          for (const Node& node : nodes_) {
+            if (node.retired) id = node.id;
+          }
+        }
         cc = {
             rand_.Chance(0.2) ? raft::ConfChangeType::kAddVoter : raft::ConfChangeType::kAddLearner,
-            static_cast<NodeId>(nodes_.size() + 1)};
+            id};
       } else {
         cc = {raft::ConfChangeType::kRemoveVoter, cs.voters[rand_.Uniform(v)]};
       }
@@ -1238,7 +1267,16 @@ class RaftSim {
       removal_proposed_.insert(cc.node);
       if (cc.node == lid) ++report_.stats.leader_removals;
     }
-    if (new_node) {
+    if (new_node && cc.node <= nodes_.size()) {
+      // The broken variant: the old id with a wiped disk.
+      Node& node = N(cc.node);
+      node.env = std::make_unique<MemEnv>();
+      node.retired = false;
+      node.rejoined = true;
+      removal_proposed_.erase(cc.node);
+      ++report_.stats.nodes_added;
+      Start(node);
+    } else if (new_node) {
       Node node;
       node.id = cc.node;
       const double drift = (rand_.NextDouble() * 2 - 1) * opts_.max_drift;
@@ -1451,6 +1489,7 @@ std::string RaftReplayCommand(const RaftSimOptions& o) {
   if (o.break_mode == RaftBreak::kUnsyncedAppends) cmd += " --break-unsynced-appends";
   if (o.break_mode == RaftBreak::kLocalReads) cmd += " --break-local-reads";
   if (o.break_mode == RaftBreak::kBadSnapshots) cmd += " --break-snapshots";
+  if (o.break_mode == RaftBreak::kReuseRemovedIds) cmd += " --break-reuse-removed-ids";
   return cmd;
 }
 

@@ -66,10 +66,11 @@
 //   - with membership changes: every node has the same committed configuration after each
 //     committed change, and it is the previous one with exactly that change applied (the sim's
 //     own model); consecutive committed configurations differ by at most one voter; a snapshot
-//     records the committed configuration at its index; a leader whose own commit index covers
-//     its removal no longer leads; a leader's log holds at most one change beyond the highest
-//     commit index any leader reported (one change at a time). Not a guarantee, so not checked:
-//     that a removed node never leads again once its removal committed (raft_sim.cc explains);
+//     records the committed configuration at its index; a leader outside the voters in effect
+//     is one whose removal is the last change in its log and beyond its own commit index; a
+//     leader's log holds at most one change beyond the highest commit index any leader
+//     reported (one change at a time). Not a guarantee, so not checked: that a removed node
+//     never leads again once its removal committed (raft_sim.cc explains why);
 //   - linearizability of the client history (covers "no acknowledged write lost");
 //   - liveness: after the heal, a final write is acknowledged and every node applies it.
 //
@@ -92,6 +93,9 @@ enum class RaftBreak {
   kLocalReads,
   // Snapshot images lose the state machine's first key: nodes restored from them diverge.
   kBadSnapshots,
+  // With membership_changes: a removed node's machine rejoins under its old id with a wiped
+  // disk (instead of under a new id): a lagging node of the old configuration gets its vote.
+  kReuseRemovedIds,
 };
 
 struct RaftSimOptions {

@@ -162,6 +162,7 @@ int main(int argc, char** argv) {
   bool raft_break_unsynced = false;
   bool raft_break_local_reads = false;
   bool raft_break_snapshots = false;
+  bool raft_break_reuse_ids = false;
   auto* raft_seed_opt = raft->add_option("--seed", raft_seed, "run this one seed");
   auto* raft_seeds_opt = raft->add_option("--seeds", raft_seeds, "run the seeds A..B (inclusive)");
   raft_seed_opt->excludes(raft_seeds_opt);
@@ -194,10 +195,17 @@ int main(int argc, char** argv) {
       raft->add_flag("--break-local-reads", raft_break_local_reads,
                      "deliberately broken reads: a leader answers gets locally, without ReadIndex")
           ->excludes(unsynced_opt);
-  raft->add_flag("--break-snapshots", raft_break_snapshots,
-                 "deliberately broken snapshots: the image loses the first key")
+  auto* snapshots_opt =
+      raft->add_flag("--break-snapshots", raft_break_snapshots,
+                     "deliberately broken snapshots: the image loses the first key")
+          ->excludes(unsynced_opt)
+          ->excludes(local_reads_opt);
+  raft->add_flag("--break-reuse-removed-ids", raft_break_reuse_ids,
+                 "deliberately broken membership changes (with --membership-changes): a removed "
+                 "node rejoins under its old id with a wiped disk")
       ->excludes(unsynced_opt)
-      ->excludes(local_reads_opt);
+      ->excludes(local_reads_opt)
+      ->excludes(snapshots_opt);
 
   try {
     app.parse(argc, argv);
@@ -224,6 +232,7 @@ int main(int argc, char** argv) {
     if (raft_break_unsynced) raft_opts.break_mode = dtx::sim::RaftBreak::kUnsyncedAppends;
     if (raft_break_local_reads) raft_opts.break_mode = dtx::sim::RaftBreak::kLocalReads;
     if (raft_break_snapshots) raft_opts.break_mode = dtx::sim::RaftBreak::kBadSnapshots;
+    if (raft_break_reuse_ids) raft_opts.break_mode = dtx::sim::RaftBreak::kReuseRemovedIds;
     return RunRaft(raft_opts, raft_seed, raft_seeds, raft_verbose);
   }
   opts.crashes = !no_crashes;
