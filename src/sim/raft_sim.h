@@ -154,6 +154,8 @@ struct RaftSimStats {
   int leader_removals = 0;    // proposals of a leader to remove itself
   int nodes_added = 0;        // new nodes started (fresh ids, empty storage)
   int nodes_retired = 0;      // removed nodes shut down
+  // Nodes elected leader after their removal had committed (legal; see raft_sim.cc).
+  int leaders_after_removal = 0;
   int64_t end_us = 0;
 };
 

@@ -171,6 +171,7 @@ TEST(RaftSimTest, MembershipChangesWithAllFaults) {
   uint64_t ops = 0;
   uint64_t ok = 0;
   uint64_t lease_reads = 0;
+  uint64_t leaders_after_removal = 0;
   for (uint64_t seed = first; seed < first + count; ++seed) {
     RaftSimOptions o;
     o.seed = seed;
@@ -179,6 +180,7 @@ TEST(RaftSimTest, MembershipChangesWithAllFaults) {
     RaftSimReport r = RunRaftSim(o);
     proposals += r.stats.conf_proposals;
     lease_reads += r.stats.lease_reads;
+    leaders_after_removal += r.stats.leaders_after_removal;
     changes += r.stats.conf_changes;
     leader_removals += r.stats.leader_removals;
     added += r.stats.nodes_added;
@@ -200,7 +202,8 @@ TEST(RaftSimTest, MembershipChangesWithAllFaults) {
             << changes << " committed, " << added << " nodes added, " << retired << " retired, "
             << crashes << " crashes, " << partitions << " partitions, " << installs
             << " snapshots installed, " << ops << " ops (" << ok << " ok), " << lease_reads
-            << " lease reads\n";
+            << " lease reads, " << leaders_after_removal
+            << " leaders elected after their removal committed\n";
   // The changes must actually happen, of every kind, under faults, and clients get work done.
   EXPECT_GT(changes, count * 3);
   EXPECT_GT(leader_removals, count / 10);
