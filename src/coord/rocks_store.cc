@@ -7,24 +7,17 @@
 //   m/seq                    -> 8B BE         next creation sequence number (a lower bound)
 // The meta in front of the state lets Write() keep the indexes exact from one point read,
 // without decoding JSON.
-#include <rocksdb/cache.h>
 #include <rocksdb/db.h>
-#include <rocksdb/filter_policy.h>
-#include <rocksdb/options.h>
-#include <rocksdb/table.h>
-#include <rocksdb/utilities/table_properties_collectors.h>
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
 #include <atomic>
-#include <cctype>
-#include <filesystem>
 #include <limits>
 #include <shared_mutex>
-#include <system_error>
 #include <unordered_map>
 #include <utility>
 
+#include "base/rocksdb.h"
 #include "coord/store.h"
 #include "coord/txn_codec.h"
 
@@ -83,9 +76,6 @@ std::string SpaceEnd(std::string_view space) {
   return e;
 }
 
-rocksdb::Slice ToSlice(std::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
-std::string_view ToView(const rocksdb::Slice& s) { return std::string_view(s.data(), s.size()); }
-
 struct Meta {
   bool final = false;
   TimeMs index_time = 0;
@@ -104,15 +94,6 @@ std::string EncodeMeta(const Meta& m) {
 std::optional<Meta> DecodeMeta(std::string_view v) {
   if (v.size() < kMetaBytes || (v[0] != 0 && v[0] != 1)) return std::nullopt;
   return Meta{v[0] == 1, TimeFromOrdered(ReadBE64(v.substr(1))), ReadBE64(v.substr(9))};
-}
-
-Status FromRocks(const rocksdb::Status& s, const std::string& what) {
-  std::string msg = what + ": " + s.ToString();
-  if (s.IsCorruption()) return DataLoss(std::move(msg));
-  if (s.IsIOError() || s.IsBusy() || s.IsTryAgain() || s.IsTimedOut()) {
-    return Unavailable(std::move(msg));
-  }
-  return Internal(std::move(msg));
 }
 
 class RocksStore final : public TxnStore {
@@ -392,56 +373,15 @@ Result<uint64_t> RecoverNextSeq(rocksdb::DB& db, const std::string& dir) {
 }  // namespace
 
 Result<std::unique_ptr<TxnStore>> OpenRocksStore(const std::string& dir, RocksStoreOptions o) {
-  if (dir.empty()) return InvalidArgument("store directory is empty");
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) {
-    return FailedPrecondition("cannot create store directory '" + dir + "': " + ec.message());
-  }
-  rocksdb::Options opt;
-  opt.create_if_missing = true;
-  opt.write_buffer_size = o.write_buffer_bytes;
-  opt.max_write_buffer_number = 2;
-  opt.max_background_jobs = 2;
-  opt.max_open_files = 512;
-  opt.keep_log_file_num = 4;
-  opt.max_log_file_size = 8 << 20;
-  rocksdb::BlockBasedTableOptions table;
-  // Few shards: a shard must hold the largest block it caches.
-  table.block_cache = rocksdb::NewLRUCache(o.block_cache_bytes, /*num_shard_bits=*/2);
-  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
-  // Index and filter blocks live in the block cache, so its size bounds them too. They are
-  // partitioned into small blocks: every new gid is looked up, and a monolithic filter of a large
-  // file, evicted and re-read (and checksummed) per lookup, made lookups slow down as the store
-  // grew.
-  table.cache_index_and_filter_blocks = true;
-  table.cache_index_and_filter_blocks_with_high_priority = true;
-  table.pin_l0_filter_and_index_blocks_in_cache = true;
-  table.index_type = rocksdb::BlockBasedTableOptions::IndexType::kTwoLevelIndexSearch;
-  table.partition_filters = true;
-  table.metadata_block_size = 4096;
-  table.pin_top_level_index_and_filter = true;
-  opt.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  RocksDbOptions ro;
+  ro.block_cache_bytes = o.block_cache_bytes;
+  ro.write_buffer_bytes = o.write_buffer_bytes;
   // The u/ and f/ indexes behave like queues; files dense with deletions get compacted early
   // so iterating those indexes does not wade through tombstones.
-  opt.table_properties_collector_factories.emplace_back(
-      rocksdb::NewCompactOnDeletionCollectorFactory(1024, 512));
-
-  rocksdb::DB* raw = nullptr;
-  rocksdb::Status s = rocksdb::DB::Open(opt, dir, &raw);
-  if (!s.ok()) {
-    const std::string msg = s.ToString();
-    if (s.IsCorruption()) return DataLoss("store in '" + dir + "' is corrupt: " + msg);
-    std::string lower = msg;
-    std::transform(lower.begin(), lower.end(), lower.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    if (lower.find("lock") != std::string::npos) {
-      return FailedPrecondition("store directory '" + dir +
-                                "' is in use (is another dtxd running on it?): " + msg);
-    }
-    return FailedPrecondition("cannot open store in '" + dir + "': " + msg);
-  }
-  std::unique_ptr<rocksdb::DB> db(raw);
+  ro.compact_files_dense_with_deletions = true;
+  auto opened = OpenRocksDb(dir, ro, "store", "dtxd");
+  if (!opened.ok()) return opened.status();
+  std::unique_ptr<rocksdb::DB> db = std::move(opened).value();
   auto next = RecoverNextSeq(*db, dir);
   if (!next.ok()) {
     db->Close().PermitUncheckedError();

@@ -6,15 +6,19 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <nlohmann/json.hpp>
 
+#include <malloc.h>
 #include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <set>
 #include <thread>
@@ -62,6 +66,35 @@ runtime::HttpResponse Reply(int status, json body) {
 runtime::HttpResponse Error(int status, std::string message) {
   return Reply(status, json{{"message", std::move(message)}});
 }
+
+// The Storage the core reads: the WalStorage for everything but Snapshot(), which must be the
+// image a lagging follower installs. The local snapshot holds only a marker (the state lives in
+// its database), so the node builds images from a pinned view of the state, off the io thread;
+// until one is ready Snapshot() answers kUnavailable and the core asks again later.
+class ServingStorage final : public raft::Storage {
+ public:
+  ServingStorage(const raft::WalStorage* wal, std::function<Result<raft::Snapshot>()> snapshot)
+      : wal_(wal), snapshot_(std::move(snapshot)) {}
+  raft::HardState InitialState() const override { return wal_->InitialState(); }
+  uint64_t FirstIndex() const override { return wal_->FirstIndex(); }
+  uint64_t LastIndex() const override { return wal_->LastIndex(); }
+  Result<uint64_t> Term(uint64_t i) const override { return wal_->Term(i); }
+  Result<std::vector<raft::Entry>> Entries(uint64_t lo, uint64_t hi,
+                                           uint64_t max_bytes) const override {
+    return wal_->Entries(lo, hi, max_bytes);
+  }
+  Result<raft::Snapshot> Snapshot() const override { return snapshot_(); }
+  Result<raft::SnapshotMetadata> LatestSnapshotMetadata() const override {
+    return wal_->LatestSnapshotMetadata();
+  }
+
+ private:
+  const raft::WalStorage* wal_;
+  std::function<Result<raft::Snapshot>()> snapshot_;
+};
+
+// How long a built snapshot image is kept after it was last asked for (it may be large).
+constexpr uint64_t kImageKeepTicks = 500;
 
 }  // namespace
 
@@ -115,6 +148,7 @@ Status NodeOptions::Validate() const {
   if (request_timeout_ms < 10 || request_timeout_ms > 600'000) {
     return InvalidArgument("request_timeout_ms must be in 10..600000");
   }
+  if (snapshot_min_bytes < 1024) return InvalidArgument("snapshot_min_bytes must be >= 1024");
   if (env == nullptr) return InvalidArgument("no Env given");
   return Status::Ok();
 }
@@ -126,29 +160,57 @@ class Node::Impl {
   }
 
   Status Open() {
+    const std::string state_dir = options_.data_dir + "/state";
+    auto sm = StateMachine::Open(state_dir);
+    if (!sm.ok()) return sm.status();
+    sm_ = std::move(*sm);
     raft::WalStorageOptions wo;
     wo.dir = options_.data_dir + "/raft";
     auto storage = raft::WalStorage::Open(options_.env, wo);
     if (!storage.ok()) return storage.status();
     storage_ = std::move(*storage);
+    serving_storage_ =
+        std::make_unique<ServingStorage>(storage_.get(), [this] { return ServeSnapshot(); });
 
-    if (const raft::SnapshotMetadata meta = storage_->snapshot_metadata(); meta.index > 0) {
+    // The state is persisted up to at least the local snapshot before the log is compacted;
+    // it is behind only after a crash while restoring a leader's snapshot, whose image the
+    // snapshot file then holds.
+    const raft::SnapshotMetadata meta = storage_->snapshot_metadata();
+    if (sm_->applied() < meta.index) {
       auto snap = storage_->Snapshot();
       if (!snap.ok()) return snap.status();
-      DTX_RETURN_IF_ERROR(sm_.Restore(snap->data));
-      applied_ = meta.index;
+      if (IsLocalSnapshotMarker(snap->data)) {
+        return DataLoss(fmt::format(
+            "the state in {} is at index {}, behind the Raft snapshot at {} that it must contain "
+            "(was the state directory removed or replaced?)",
+            state_dir, sm_->applied(), meta.index));
+      }
+      DTX_RETURN_IF_ERROR(sm_->Restore(snap->data, meta.index));
+    }
+    if (sm_->applied() > storage_->LastIndex()) {
+      return DataLoss(
+          fmt::format("the state in {} is at index {}, beyond the last log entry {} (was the raft "
+                      "directory removed or replaced?)",
+                      state_dir, sm_->applied(), storage_->LastIndex()));
     }
 
     raft::Config c;
     c.id = options_.id;
-    c.applied = applied_;
+    // The core hands out the committed entries after its snapshot again; Apply skips those the
+    // state already holds.
+    c.applied = meta.index;
     for (const Member& m : options_.members) c.peers.push_back(m.id);
     c.election_tick = options_.election_ticks;
     c.heartbeat_tick = options_.heartbeat_ticks;
     c.seed = std::random_device{}() ^ (options_.id * 0x9e3779b97f4a7c15ull);
-    auto raw = raft::RawNode::Create(c, storage_.get());
+    auto raw = raft::RawNode::Create(c, serving_storage_.get());
     if (!raw.ok()) return raw.status();
     raw_ = std::move(*raw);
+    if (const uint64_t index = sm_->applied(); index > 0) {
+      auto term = storage_->Term(index);
+      auto conf = raw_->ConfStateAt(index);
+      if (term.ok() && conf.ok()) ServeFrom(sm_->Pin(), {index, *term, *conf});
+    }
 
     const Member& self = members_.at(options_.id);
     TransportOptions to;
@@ -189,6 +251,8 @@ class Node::Impl {
         asio::post(io_, [this] { Shutdown(Status::Ok()); });
         thread_.join();
       }
+      // A flush or image build in progress finishes first; what it posts back is dropped.
+      worker_.join();
       Finish(Status::Ok());
     });
   }
@@ -255,7 +319,10 @@ class Node::Impl {
     tick_timer_.async_wait([this](const boost::system::error_code& ec) {
       if (ec || stopped_) return;
       raw_->Tick();
-      if (++ticks_ % 5 == 0) ExpireRequests();
+      if (++ticks_ % 5 == 0) {
+        ExpireRequests();
+        MaybeDropImage();
+      }
       ScheduleProcess();
       ArmTick();
     });
@@ -287,9 +354,12 @@ class Node::Impl {
       if (rd.snapshot && !rd.snapshot->empty()) {
         if (Status s = InstallSnapshot(*rd.snapshot); !s.ok()) return Fatal(s);
       }
+      std::vector<std::pair<runtime::Responder, runtime::HttpResponse>> replies;
       for (const raft::Entry& e : rd.committed_entries) {
-        if (Status s = Apply(e); !s.ok()) return Fatal(s);
+        if (Status s = Apply(e, replies); !s.ok()) return Fatal(s);
       }
+      if (Status s = sm_->Commit(); !s.ok()) return Fatal(s);
+      for (auto& [respond, response] : replies) respond(std::move(response));
       for (const raft::ReadState& rs : rd.read_states) {
         auto it = reads_.find(rs.context);
         if (it != reads_.end()) it->second.index = rs.index;
@@ -312,47 +382,129 @@ class Node::Impl {
     if (!stopped_) MaybeCompact();
   }
 
-  // The leader's snapshot replaces the map. Writes waiting on entries it covers cannot learn
+  // The leader's snapshot replaces the state. Writes waiting on entries it covers cannot learn
   // their results any more.
   Status InstallSnapshot(const raft::Snapshot& snap) {
-    DTX_RETURN_IF_ERROR(sm_.Restore(snap.data));
-    applied_ = snap.metadata.index;
+    if (IsLocalSnapshotMarker(snap.data)) {
+      return DataLoss("a snapshot from the leader holds no image");
+    }
+    DTX_RETURN_IF_ERROR(sm_->Restore(snap.data, snap.metadata.index));
     log_bytes_since_snapshot_ = 0;
-    for (auto it = writes_.begin(); it != writes_.end() && it->first <= applied_;) {
+    for (auto it = writes_.begin(); it != writes_.end() && it->first <= snap.metadata.index;) {
       it->second.respond(
           Error(504, "the node restored a snapshot; the write's outcome is unknown"));
       it = writes_.erase(it);
     }
+    ServeFrom(sm_->Pin(), snap.metadata);
+    ++snapshots_installed_;
+    malloc_trim(0);  // the image's buffers, hundreds of MB at most, go back to the system
     return Status::Ok();
   }
 
+  // Log compaction, in two steps so the io thread never waits for the disk: the worker persists
+  // the state (RocksDB flush) up to a pinned view, then the io thread compacts the log to the
+  // view's index and serves snapshots from it.
   void MaybeCompact() {
-    const uint64_t threshold = std::max<uint64_t>(options_.snapshot_min_bytes, sm_.bytes());
-    if (log_bytes_since_snapshot_ < threshold) return;
+    if (compaction_) return RetryCompaction();
+    if (compaction_running_ || log_bytes_since_snapshot_ < options_.snapshot_min_bytes) return;
     // A follower a few entries behind would need the whole image once the leader drops them:
     // the leader waits for a moment when every live follower has the applied entries, up to
     // twice the threshold.
-    if (log_bytes_since_snapshot_ < 2 * threshold && !FollowersHaveApplied()) return;
-    auto conf = raw_->ConfStateAt(applied_);
-    if (!conf.ok()) return;  // not known for this index (yet): try after the next round
-    Status s = storage_->SaveSnapshotAndCompact(applied_, sm_.Serialize(), *conf);
-    // kFailedPrecondition: the storage has not seen a commit index that covers applied_ yet;
-    // the next round will.
-    if (!s.ok() && s.code() != StatusCode::kFailedPrecondition) return Fatal(s);
-    if (s.ok()) log_bytes_since_snapshot_ = 0;
+    if (log_bytes_since_snapshot_ < 2 * options_.snapshot_min_bytes && !FollowersHaveApplied()) {
+      return;
+    }
+    const uint64_t index = sm_->applied();
+    if (index <= storage_->snapshot_metadata().index) return;
+    auto term = storage_->Term(index);
+    auto conf = raw_->ConfStateAt(index);
+    if (!term.ok() || !conf.ok()) return;  // not known (yet): try after the next round
+    auto view = sm_->Pin();
+    const raft::SnapshotMetadata md{index, *term, *conf};
+    compaction_running_ = true;
+    log_bytes_since_snapshot_ = 0;
+    asio::post(worker_, [this, view, md] {
+      Status s = sm_->Persist();
+      asio::post(io_, [this, view, md, s] {
+        compaction_running_ = false;
+        if (stopped_) return;
+        if (!s.ok()) return Fatal(s);
+        compaction_ = PendingCompaction{view, md};
+        RetryCompaction();
+      });
+    });
+  }
+
+  void RetryCompaction() {
+    const raft::SnapshotMetadata md = compaction_->metadata;
+    // A leader's snapshot installed meanwhile already covers it.
+    if (md.index <= storage_->snapshot_metadata().index) return compaction_.reset();
+    Status s =
+        storage_->SaveSnapshotAndCompact(md.index, LocalSnapshotMarker(md.index), md.conf_state);
+    // kFailedPrecondition: the storage has not seen a commit index that covers the view yet (a
+    // restart re-applies from a stored commit index that may lag); a later round will.
+    if (s.code() == StatusCode::kFailedPrecondition) return;
+    if (!s.ok()) return Fatal(s);
+    ServeFrom(compaction_->view, md);
+    compaction_.reset();
+  }
+
+  // Snapshots for followers come from `view` from now on.
+  void ServeFrom(std::shared_ptr<const StateMachine::View> view, raft::SnapshotMetadata md) {
+    serving_view_ = std::move(view);
+    serving_metadata_ = std::move(md);
+    if (image_) {
+      image_.reset();
+      malloc_trim(0);
+    }
+  }
+
+  // Storage::Snapshot() for the core (io thread): the image of the serving view once built.
+  Result<raft::Snapshot> ServeSnapshot() {
+    if (!serving_view_) return Unavailable("dtxkv: no snapshot to serve yet");
+    if (image_ && image_->metadata.index == serving_metadata_.index) {
+      image_last_asked_tick_ = ticks_;
+      return *image_;
+    }
+    if (!image_building_) {
+      image_building_ = true;
+      asio::post(worker_, [this, view = serving_view_, md = serving_metadata_] {
+        Result<std::string> data = sm_->Serialize(*view);
+        asio::post(io_, [this, md, data = std::move(data)]() mutable {
+          image_building_ = false;
+          if (stopped_) return;
+          if (!data.ok()) return Fatal(data.status());
+          if (md.index != serving_metadata_.index) return;  // superseded meanwhile
+          image_ = std::make_shared<raft::Snapshot>(raft::Snapshot{md, std::move(*data)});
+          ++images_built_;
+          image_last_asked_tick_ = ticks_;
+        });
+      });
+    }
+    return Unavailable("dtxkv: the snapshot image is being built");
+  }
+
+  void MaybeDropImage() {
+    if (image_ && ticks_ - image_last_asked_tick_ > kImageKeepTicks) {
+      image_.reset();
+      malloc_trim(0);
+    }
   }
 
   bool FollowersHaveApplied() const {
     if (raw_->role() != raft::Role::kLeader) return true;
     for (const auto& [id, m] : members_) {
       const raft::Progress* p = id == options_.id ? nullptr : raw_->PeerProgress(id);
-      if (p != nullptr && p->recent_active && p->match < applied_) return false;
+      if (p != nullptr && p->recent_active && p->match < sm_->applied()) return false;
     }
     return true;
   }
 
-  Status Apply(const raft::Entry& e) {
-    applied_ = e.index;
+  // Applies a committed entry to the pending batch; the replies to its writers go out after the
+  // batch is committed.
+  Status Apply(const raft::Entry& e,
+               std::vector<std::pair<runtime::Responder, runtime::HttpResponse>>& replies) {
+    // Entries the state holds already (re-delivered after a restart) change nothing.
+    if (e.index <= sm_->applied()) return Status::Ok();
     log_bytes_since_snapshot_ += raft::EntrySize(e);
     ApplyResult result;
     CommandType type = CommandType::kPut;
@@ -361,13 +513,19 @@ class Node::Impl {
       auto c = DecodeCommand(e.data);
       if (!c.ok()) return DataLoss(fmt::format("entry {}: {}", e.index, c.status().message()));
       type = c->type;
-      result = sm_.Apply(*c);
+      auto applied = sm_->Apply(e.index, *c);
+      if (!applied.ok()) return applied.status();
+      result = std::move(*applied);
+    } else {
+      sm_->Skip(e.index);
     }
     auto [lo, hi] = writes_.equal_range(e.index);
     for (auto it = lo; it != hi; ++it) {
       Write& w = it->second;
       if (w.term != e.term || !command) {
-        w.respond(Error(503, "leadership changed before the write was committed; not applied"));
+        replies.emplace_back(
+            std::move(w.respond),
+            Error(503, "leadership changed before the write was committed; not applied"));
         continue;
       }
       json body{{"index", e.index}};
@@ -380,7 +538,7 @@ class Node::Impl {
           body["current"] = result.current ? json(*result.current) : json(nullptr);
         }
       }
-      w.respond(Reply(status, std::move(body)));
+      replies.emplace_back(std::move(w.respond), Reply(status, std::move(body)));
     }
     writes_.erase(lo, hi);
     return Status::Ok();
@@ -388,7 +546,7 @@ class Node::Impl {
 
   void ServeReads() {
     for (auto it = reads_.begin(); it != reads_.end();) {
-      if (it->second.index != 0 && it->second.index <= applied_) {
+      if (it->second.index != 0 && it->second.index <= sm_->applied()) {
         it->second.respond(ValueResponse(it->second.key));
         it = reads_.erase(it);
       } else {
@@ -418,11 +576,12 @@ class Node::Impl {
   }
 
   runtime::HttpResponse ValueResponse(const std::string& key) const {
-    auto v = sm_.Get(key);
-    if (!v) return Error(404, "no such key");
+    auto v = sm_->Get(key);
+    if (!v.ok()) return Error(500, "reading the state failed: " + v.status().message());
+    if (!*v) return Error(404, "no such key");
     runtime::HttpResponse r;
     r.content_type = "application/octet-stream";
-    r.body = std::move(*v);
+    r.body = std::move(**v);
     return r;
   }
 
@@ -565,10 +724,13 @@ class Node::Impl {
                 {"term", st.term},
                 {"leader", st.lead},
                 {"commit", st.commit},
-                {"applied", applied_},
+                {"applied", sm_->applied()},
                 {"last_index", st.last_index},
                 {"snapshot_index", storage_->snapshot_metadata().index},
-                {"keys", sm_.size()},
+                {"keys", sm_->size()},
+                {"state_bytes", sm_->bytes()},
+                {"snapshots_installed", snapshots_installed_},
+                {"snapshot_images_built", images_built_},
                 {"members", std::move(members)}};
   }
 
@@ -580,16 +742,32 @@ class Node::Impl {
   std::map<raft::NodeId, Member> members_;
   asio::io_context io_;
   asio::steady_timer tick_timer_;
+  std::unique_ptr<StateMachine> sm_;
   std::unique_ptr<raft::WalStorage> storage_;
+  std::unique_ptr<ServingStorage> serving_storage_;
   std::unique_ptr<raft::RawNode> raw_;
   std::unique_ptr<Transport> transport_;
   std::unique_ptr<runtime::HttpServer> http_;
   std::unique_ptr<runtime::HttpClient> forward_client_;
   std::thread thread_;
 
-  StateMachine sm_;
-  uint64_t applied_ = 0;
+  // Runs RocksDB flushes and image builds; joined in Stop().
+  asio::thread_pool worker_{1};
   uint64_t log_bytes_since_snapshot_ = 0;
+  bool compaction_running_ = false;  // a flush for a compaction is on the worker
+  struct PendingCompaction {
+    std::shared_ptr<const StateMachine::View> view;
+    raft::SnapshotMetadata metadata;
+  };
+  std::optional<PendingCompaction> compaction_;  // persisted, the log not compacted yet
+  // Snapshots for followers: a view at serving_metadata_.index >= the local snapshot's index.
+  std::shared_ptr<const StateMachine::View> serving_view_;
+  raft::SnapshotMetadata serving_metadata_;
+  std::shared_ptr<const raft::Snapshot> image_;  // its image, once built
+  bool image_building_ = false;
+  uint64_t image_last_asked_tick_ = 0;
+  uint64_t snapshots_installed_ = 0;       // leader snapshots restored since start
+  uint64_t images_built_ = 0;              // images built for followers since start
   std::multimap<uint64_t, Write> writes_;  // by entry index
   std::map<std::string, Read> reads_;      // by ReadIndex context
   uint64_t read_seq_ = 0;

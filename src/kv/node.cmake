@@ -1,6 +1,6 @@
 # The state machine and the node (Raft + WAL + transport + HTTP API). Beast stays in runtime/.
 add_library(dtx_kv_state state_machine.cc)
-target_link_libraries(dtx_kv_state PUBLIC dtx_base)
+target_link_libraries(dtx_kv_state PUBLIC dtx_base PRIVATE dtx_rocksdb)
 dtx_test(kv_state_machine_test state_machine_test.cc)
 target_link_libraries(kv_state_machine_test PRIVATE dtx_kv_state)
 

@@ -9,8 +9,9 @@
 //   POST   /v1/cas/<key>  {"expect": string|null, "value": string}
 //                                                 200 {"swapped":true,"index":N}
 //                                                 409 {"swapped":false,"current":string|null,...}
-//   GET    /v1/status     {"id","role","term","leader","commit","applied","last_index","keys",
-//                          "members":[{"id","peer","http"}]}
+//   GET    /v1/status     {"id","role","term","leader","commit","applied","last_index",
+//                          "snapshot_index","keys","state_bytes","snapshots_installed",
+//                          "snapshot_images_built","members":[{"id","peer","http"}]}
 //
 // Any node accepts any request: a node that is not the leader forwards it over HTTP to the
 // leader it knows and relays the answer. Errors are JSON {"message": ...}:
@@ -23,8 +24,11 @@
 // A write is answered only after its entry is committed (on a quorum's disks, fsync'ed) and
 // applied here. Acknowledged means durable.
 //
-// Memory: the map lives in memory, and so does the log since the last snapshot (see
-// snapshot_min_bytes); a restart restores the latest snapshot and re-applies the log after it.
+// Storage: the Raft log in data_dir/raft (WalStorage), the key-value state in a RocksDB database
+// in data_dir/state (kv::StateMachine), written without its own WAL or sync: on restart the node
+// re-applies the log after the state's stored applied index. Memory is bounded by RocksDB's
+// memtables and cache and by the log kept since the last compaction (snapshot_min_bytes), not
+// by the data size.
 //
 // With test_faults, POST /v1/test/block?peer=ID and /v1/test/unblock?peer=ID cut and restore
 // the Raft traffic between this node and a peer (both directions, as seen from this node) and
@@ -68,12 +72,13 @@ struct NodeOptions {
   int heartbeat_ticks = 1;
   int64_t request_timeout_ms = 5'000;  // a write or read not done by then: 504 / 503
   bool test_faults = false;            // enables /v1/test/block and /v1/test/unblock
-  // Log compaction: once the entries applied since the last snapshot hold more bytes than
-  // max(snapshot_min_bytes, the map's bytes), the map is written as a snapshot and the log up
-  // to it dropped (memory and disk). Amortized, a snapshot costs at most one more write of
-  // every byte written. The snapshot is taken on the io thread: requests wait meanwhile. A
-  // snapshot is sent to a lagging follower in one message, so the data is limited to ~1 GiB.
-  uint64_t snapshot_min_bytes = 64ull << 20;
+  // Log compaction: once the entries applied since the last compaction hold more than
+  // snapshot_min_bytes, a worker thread persists the state (a RocksDB flush), then the log up to
+  // that point is dropped (memory and disk) and the local snapshot records only the index. A
+  // leader waits, up to twice the threshold, for its live followers to have the entries. A
+  // follower that needs dropped entries gets an image of the state built on the worker thread
+  // from a pinned view; it travels in one message, so the data is limited to ~1 GiB.
+  uint64_t snapshot_min_bytes = 32ull << 20;
 
   // kInvalidArgument naming the first problem (unknown id, duplicate ids or addresses, even or
   // zero member count, bad timings).

@@ -44,8 +44,8 @@ int main(int argc, char** argv) {
                  "A write not applied by then is answered 504 (outcome unknown)")
       ->capture_default_str();
   app.add_option("--snapshot-min-bytes", o.snapshot_min_bytes,
-                 "Compact the log once the entries since the last snapshot hold more than "
-                 "max(this, the data's size) bytes")
+                 "Persist the state and compact the log once the entries applied since the last "
+                 "compaction hold more than this many bytes (bounds the log kept in memory)")
       ->capture_default_str();
   app.add_flag("--test-faults", o.test_faults,
                "Enable POST /v1/test/block|unblock?peer=ID (partition tests only)");
