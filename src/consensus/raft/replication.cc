@@ -154,7 +154,10 @@ void RawNode::HandleHeartbeatResponse(const Message& m) {
     // last index below them means they were lost - resume from the known match.
     if (m.index + 1 < pr.next && pr.match < log_.LastIndex()) pr.BecomeProbe();
   }
-  if (pr.match < log_.LastIndex()) SendAppend(m.from, false);
+  // Even with nothing new to send: the follower's acknowledgement of the last entries may have
+  // been lost, and without another append (an empty one asks for a fresh acknowledgement) its
+  // match would not advance until the next proposal - which may never come.
+  if (pr.match < log_.LastIndex()) SendAppend(m.from, true);
 
   if (m.context.empty() || pending_reads_.empty()) return;
   for (size_t k = 0; k < pending_reads_.size(); ++k) {
