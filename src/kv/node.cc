@@ -202,6 +202,7 @@ class Node::Impl {
     for (const Member& m : options_.members) c.peers.push_back(m.id);
     c.election_tick = options_.election_ticks;
     c.heartbeat_tick = options_.heartbeat_ticks;
+    c.leader_parallel_persist = true;
     c.seed = std::random_device{}() ^ (options_.id * 0x9e3779b97f4a7c15ull);
     auto raw = raft::RawNode::Create(c, serving_storage_.get());
     if (!raw.ok()) return raw.status();
@@ -347,39 +348,87 @@ class Node::Impl {
   }
 
   void Process() {
-    for (int round = 0; round < kMaxReadyRounds && !stopped_ && raw_->HasReady(); ++round) {
+    for (int round = 0; round < kMaxReadyRounds && !stopped_ && !ready_pending_ && raw_->HasReady();
+         ++round) {
       raft::Ready rd = raw_->Ready();
-      if (Status s = storage_->Persist(rd); !s.ok()) return Fatal(s);
-      if (!rd.messages.empty()) transport_->Send(rd.messages);
-      if (rd.snapshot && !rd.snapshot->empty()) {
-        if (Status s = InstallSnapshot(*rd.snapshot); !s.ok()) return Fatal(s);
-      }
-      std::vector<std::pair<runtime::Responder, runtime::HttpResponse>> replies;
-      for (const raft::Entry& e : rd.committed_entries) {
-        if (Status s = Apply(e, replies); !s.ok()) return Fatal(s);
-      }
-      if (Status s = sm_->Commit(); !s.ok()) return Fatal(s);
-      for (auto& [respond, response] : replies) respond(std::move(response));
-      for (const raft::ReadState& rs : rd.read_states) {
-        auto it = reads_.find(rs.context);
-        if (it != reads_.end()) it->second.index = rs.index;
-      }
-      if (rd.soft_state && rd.soft_state->role != raft::Role::kLeader) {
-        // ReadIndex requests die with the leadership that took them.
-        for (auto it = reads_.begin(); it != reads_.end();) {
-          if (it->second.index == 0) {
-            it->second.respond(Error(503, "leadership lost before the read was confirmed"));
-            it = reads_.erase(it);
-          } else {
-            ++it;
-          }
+      // The leader's appends go out before its own fsync: the followers write in parallel.
+      if (!rd.early_messages.empty()) transport_->Send(rd.early_messages);
+      // Committed entries this node stored in an earlier Ready need not wait for this one's
+      // fsync (committed entries are never rewritten): apply and answer them first.
+      size_t stable = 0;
+      if (!rd.snapshot) {
+        const uint64_t last_stored = storage_->LastIndex();
+        while (stable < rd.committed_entries.size() &&
+               rd.committed_entries[stable].index <= last_stored) {
+          ++stable;
         }
       }
-      raw_->Advance(rd);
-      ServeReads();
+      if (stable > 0) {
+        if (Status s = ApplyCommitted(rd, 0, stable); !s.ok()) return Fatal(s);
+        if (rd.must_sync) {
+          // The answers wait on their connections' strands; letting the loop send them before
+          // this thread blocks in the fsync takes a disk write off their latency.
+          ready_pending_ = true;
+          asio::post(io_, [this, rd = std::move(rd), stable]() mutable {
+            ready_pending_ = false;
+            if (stopped_ || !FinishReady(rd, stable)) return;
+            Process();
+          });
+          return;
+        }
+      }
+      if (!FinishReady(rd, stable)) return;
     }
-    if (!stopped_ && raw_->HasReady()) ScheduleProcess();
+    if (!stopped_ && !ready_pending_ && raw_->HasReady()) ScheduleProcess();
     if (!stopped_) MaybeCompact();
+  }
+
+  // Applies committed_entries [from, to) of rd, commits them to the state and answers their
+  // writers.
+  Status ApplyCommitted(const raft::Ready& rd, size_t from, size_t to) {
+    std::vector<std::pair<runtime::Responder, runtime::HttpResponse>> replies;
+    for (size_t i = from; i < to; ++i) DTX_RETURN_IF_ERROR(Apply(rd.committed_entries[i], replies));
+    DTX_RETURN_IF_ERROR(sm_->Commit());
+    for (auto& [respond, response] : replies) respond(std::move(response));
+    return Status::Ok();
+  }
+
+  // The rest of a Ready's steps, with committed_entries before `applied` already applied: persist,
+  // send, install a snapshot, apply, read states, Advance. false after a fatal error.
+  bool FinishReady(raft::Ready& rd, size_t applied) {
+    if (Status s = storage_->Persist(rd); !s.ok()) {
+      Fatal(s);
+      return false;
+    }
+    if (!rd.messages.empty()) transport_->Send(rd.messages);
+    if (rd.snapshot && !rd.snapshot->empty()) {
+      if (Status s = InstallSnapshot(*rd.snapshot); !s.ok()) {
+        Fatal(s);
+        return false;
+      }
+    }
+    if (Status s = ApplyCommitted(rd, applied, rd.committed_entries.size()); !s.ok()) {
+      Fatal(s);
+      return false;
+    }
+    for (const raft::ReadState& rs : rd.read_states) {
+      auto it = reads_.find(rs.context);
+      if (it != reads_.end()) it->second.index = rs.index;
+    }
+    if (rd.soft_state && rd.soft_state->role != raft::Role::kLeader) {
+      // ReadIndex requests die with the leadership that took them.
+      for (auto it = reads_.begin(); it != reads_.end();) {
+        if (it->second.index == 0) {
+          it->second.respond(Error(503, "leadership lost before the read was confirmed"));
+          it = reads_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    raw_->Advance(rd);
+    ServeReads();
+    return true;
   }
 
   // The leader's snapshot replaces the state. Writes waiting on entries it covers cannot learn
@@ -429,7 +478,8 @@ class Node::Impl {
         if (stopped_) return;
         if (!s.ok()) return Fatal(s);
         compaction_ = PendingCompaction{view, md};
-        RetryCompaction();
+        // Not between a Ready and its persist; Process retries at its end.
+        if (!ready_pending_) RetryCompaction();
       });
     });
   }
@@ -774,6 +824,7 @@ class Node::Impl {
   std::set<raft::NodeId> blocked_;
   uint64_t ticks_ = 0;
   bool process_scheduled_ = false;
+  bool ready_pending_ = false;  // a Ready waits in a posted handler for its persist
   bool stopped_ = false;
 
   std::once_flag stop_once_;

@@ -445,6 +445,7 @@ class RaftSim {
       c.read_only = raft::ReadOnly::kLeaseBased;
       c.max_clock_drift = opts_.max_drift;
     }
+    c.leader_parallel_persist = opts_.leader_parallel_persist;
     Result<std::unique_ptr<raft::RawNode>> rn = raft::RawNode::Create(c, st->get());
     if (!rn.ok()) {
       Violation("restart", fmt::format("n{} cannot restart from its WAL: {}", node.id,
@@ -503,13 +504,19 @@ class RaftSim {
       raft::Ready rd = node.raft->Ready();
       // A crash in the middle of a persist: the fsync fails after the write (so the write is on
       // its way but not durable) and the node dies before sending anything.
+      // A leader's early appends leave before its own write; crashing right after them is the
+      // case leader_parallel_persist must survive, so it is tried more often.
+      for (const Message& m : rd.early_messages) SendRaft(m);
       const bool crash_in_persist = opts_.crashes && !healed_ &&
                                     (!rd.entries.empty() || rd.snapshot) &&
-                                    rand_.Chance(rd.snapshot ? 0.2 : 0.004);
+                                    rand_.Chance(rd.snapshot                  ? 0.2
+                                                 : !rd.early_messages.empty() ? 0.02
+                                                                              : 0.004);
       if (crash_in_persist) node.env->SetSyncError(true);
       Status st = node.storage->Persist(rd);
       if (crash_in_persist) {
         ++report_.stats.persist_crashes;
+        if (!rd.early_messages.empty()) ++report_.stats.early_send_crashes;
         Trace("n{} crashes inside a persist of {} entries{} ({})", node.id, rd.entries.size(),
               rd.snapshot ? " and a snapshot" : "", st.ok() ? "nothing to sync" : "fsync failed");
         Crash(node);
@@ -1499,6 +1506,7 @@ std::string RaftReplayCommand(const RaftSimOptions& o) {
   if (!o.crashes) cmd += " --no-crashes";
   if (o.lease_reads) cmd += " --lease-reads";
   if (o.membership_changes) cmd += " --membership-changes";
+  if (o.leader_parallel_persist) cmd += " --leader-parallel-persist";
   if (o.snapshot_every >= 0) cmd += fmt::format(" --snapshot-every {}", o.snapshot_every);
   if (o.break_mode == RaftBreak::kUnsyncedAppends) cmd += " --break-unsynced-appends";
   if (o.break_mode == RaftBreak::kLocalReads) cmd += " --break-local-reads";

@@ -124,17 +124,22 @@ struct RaftSimOptions {
   // The workload also changes the membership (see the file comment); off keeps the meaning of
   // existing seeds.
   bool membership_changes = false;
+  // Leaders send their appends before persisting them (raft::Config::leader_parallel_persist, as
+  // dtxkv runs); a crash inside such a persist then leaves followers with entries the leader
+  // lost. Off keeps the meaning of existing seeds.
+  bool leader_parallel_persist = false;
   // Deliberately broken variant, to prove the checks catch real bugs. Never set outside tests.
   RaftBreak break_mode = RaftBreak::kNone;
 };
 
 struct RaftSimStats {
   int nodes = 0;
-  int ops = 0;              // client operations invoked (the final write included)
-  int ok = 0;               // acknowledged
-  int unknown = 0;          // timed out (info)
-  int crashes = 0;          // all crashes, persist_crashes included
-  int persist_crashes = 0;  // crashes inside a persist (written, fsync failed, not sent)
+  int ops = 0;                 // client operations invoked (the final write included)
+  int ok = 0;                  // acknowledged
+  int unknown = 0;             // timed out (info)
+  int crashes = 0;             // all crashes, persist_crashes included
+  int persist_crashes = 0;     // crashes inside a persist (written, fsync failed, not sent)
+  int early_send_crashes = 0;  // of those, after a leader's early appends left (parallel persist)
   int partitions = 0;
   int elections = 0;  // distinct (term, leader) pairs seen
   uint64_t messages = 0;

@@ -183,6 +183,8 @@ int main(int argc, char** argv) {
                  "gets answered from the leader's lease instead of a heartbeat round");
   raft->add_flag("--membership-changes", raft_opts.membership_changes,
                  "the workload also adds, promotes and removes nodes (one server at a time)");
+  raft->add_flag("--leader-parallel-persist", raft_opts.leader_parallel_persist,
+                 "leaders send appends before their own disk write (as dtxkv runs)");
   raft->add_option("--snapshot-every", raft_opts.snapshot_every,
                    "snapshot and compact every N applied entries (0: never; default: from the "
                    "seed)")

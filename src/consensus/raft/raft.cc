@@ -371,6 +371,14 @@ Ready RawNode::Ready() {
                  hs.term != prev_hard_state_.term || hs.vote != prev_hard_state_.vote;
   rd.messages = std::move(msgs_);
   msgs_.clear();
+  if (config_.leader_parallel_persist && role_ == Role::kLeader &&
+      hs.term == prev_hard_state_.term && hs.vote == prev_hard_state_.vote) {
+    auto is_append = [](const Message& m) { return m.type == MessageType::kApp; };
+    auto later = std::stable_partition(rd.messages.begin(), rd.messages.end(), is_append);
+    rd.early_messages.assign(std::make_move_iterator(rd.messages.begin()),
+                             std::make_move_iterator(later));
+    rd.messages.erase(rd.messages.begin(), later);
+  }
   if (log_.HasNextCommitted())
     rd.committed_entries = log_.NextCommitted(config_.max_committed_size_per_ready);
   rd.read_states = std::move(read_states_);
@@ -388,6 +396,17 @@ void RawNode::Advance(const raft::Ready& rd) {
     log_.AppliedTo(rd.snapshot->metadata.index);
   }
   if (!rd.entries.empty()) log_.StableTo(rd.entries.back().index, rd.entries.back().term);
+  if (config_.leader_parallel_persist && role_ == Role::kLeader && !rd.entries.empty() &&
+      rd.entries.back().term == term_) {
+    // The leader's own copy is on disk now: it joins the quorum.
+    if (auto self = prs_.find(id_); self != prs_.end()) {
+      self->second.MaybeUpdate(rd.entries.back().index);
+      if (MaybeCommit()) {
+        BroadcastAppend();
+        MaybeStepDownRemoved();
+      }
+    }
+  }
   if (!rd.committed_entries.empty()) log_.AppliedTo(rd.committed_entries.back().index);
   if (rd.conf_state) prev_conf_ = *rd.conf_state;
   CompactConfHistory(log_.applied());

@@ -10,6 +10,7 @@
 //        ApplySnapshot + SetHardState + Append);
 //     2. only then send rd.messages (every message may depend on that persist: a vote response on
 //        the persisted vote, an append acknowledgement on the persisted entries);
+//        rd.early_messages (Config::leader_parallel_persist) may go out before step 1;
 //     3. restore the state machine from rd.snapshot (if set), then apply rd.committed_entries in
 //        order; answer rd.read_states once applied >= their index;
 //     4. node->Advance(rd);
@@ -35,7 +36,9 @@
 // compaction and InstallSnapshot (a lost kSnap is re-sent after snapshot_timeout_tick ticks),
 // lease reads as an option (Config::read_only; they assume bounded clock drift, see ReadIndex),
 // membership change one server at a time (ProposeConfChange: add or remove a voter, add a
-// learner, promote a learner; the configuration survives restarts in snapshots and the log).
+// learner, promote a learner; the configuration survives restarts in snapshots and the log),
+// and, as an option, a leader that replicates in parallel with its own disk write
+// (Config::leader_parallel_persist).
 //
 // Membership change, one server at a time (Raft thesis section 4.1, with the fix of Ongaro,
 // raft-dev 2015): ProposeConfChange appends a kConfChange entry; see there for when a
@@ -117,6 +120,12 @@ struct Config {
   // [1 - max_clock_drift, 1 + max_clock_drift] times the nominal period. In [0, 0.5); with
   // kLeaseBased, LeaseTicks() must be >= 1.
   double max_clock_drift = 0.05;
+  // Lets a leader replicate in parallel with its own disk write (Raft thesis section 10.2.1):
+  // its appends to followers come out in Ready::early_messages, which the host may send before
+  // the persist of step 1, and its own copy counts toward the commit quorum only from Advance()
+  // on (the host has persisted it by then). A commit therefore rests on a quorum of synced
+  // copies, which may be the followers' alone. Saves one disk write of latency per commit.
+  bool leader_parallel_persist = false;
 
   // How many of its own ticks a leader may answer lease reads after sending the heartbeat that a
   // quorum acknowledged: floor((election_tick - 1) * (1 - d) / (1 + d)) - 1, d = max_clock_drift.
@@ -144,11 +153,16 @@ struct Ready {
   // A snapshot from the leader: persist it first (it replaces the stored log), then restore the
   // state machine from it; applied then jumps to its index.
   std::optional<raft::Snapshot> snapshot;
-  std::optional<SoftState> soft_state;   // set when changed
-  std::optional<HardState> hard_state;   // set when changed; persist before sending
-  std::vector<Entry> entries;            // append to stable storage before sending
-  bool must_sync = false;                // snapshot, entries or term/vote changed: fsync first
-  std::vector<Message> messages;         // send after the persist above
+  std::optional<SoftState> soft_state;  // set when changed
+  std::optional<HardState> hard_state;  // set when changed; persist before sending
+  std::vector<Entry> entries;           // append to stable storage before sending
+  bool must_sync = false;               // snapshot, entries or term/vote changed: fsync first
+  std::vector<Message> messages;        // send after the persist above
+  // Config::leader_parallel_persist only: a leader's appends, which may be sent before (or
+  // while) the persist above runs. Only in a Ready whose hard state keeps the persisted term and
+  // vote, so they carry nothing that is not on disk yet but entries the leader's quorum does not
+  // count until Advance().
+  std::vector<Message> early_messages;
   std::vector<Entry> committed_entries;  // apply in order (after the persist)
   std::vector<ReadState> read_states;
   // Set when the configuration in effect changed (it takes effect on append, so it may not be

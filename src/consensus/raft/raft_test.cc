@@ -371,6 +371,93 @@ TEST(ClusterTest, ReElectionAfterLeaderIsolation) {
   EXPECT_FALSE(c.election_safety_violated());
 }
 
+// Config::leader_parallel_persist (Raft thesis section 10.2.1): a leader's appends come out as
+// early messages, and its own copy joins the commit quorum only when Advance() says it is
+// persisted - so a commit rests on synced copies, the followers' alone if need be.
+TEST(ClusterTest, ParallelPersistCountsTheLeadersCopyOnlyOncePersisted) {
+  TestCluster c(3, 3, [](Config& cfg) { cfg.leader_parallel_persist = true; });
+  const NodeId leader = c.WaitLeader();
+  ASSERT_NE(leader, kNoNode);
+  c.ProposeAndSettle(leader, "warm");
+  const NodeId f1 = leader % 3 + 1, f2 = f1 % 3 + 1;
+  RawNode& l = c.node(leader);
+  // Delivers the early append for `to`, then the answers queued from it to the leader.
+  auto replicate = [&](const Ready& rd, NodeId to) {
+    for (const Message& m : rd.early_messages) {
+      if (m.to == to) c.Deliver(m);
+    }
+    std::deque<Message> rest;
+    for (Message& m : c.queue()) {
+      if (m.from == to && m.to == leader) {
+        ASSERT_TRUE(l.Step(m).ok());
+      } else {
+        rest.push_back(std::move(m));
+      }
+    }
+    c.queue() = std::move(rest);
+  };
+
+  Result<uint64_t> x = l.Propose("x");
+  ASSERT_TRUE(x.ok());
+  Ready rd = l.Ready();
+  ASSERT_EQ(rd.early_messages.size(), 2u);
+  for (const Message& m : rd.early_messages) EXPECT_EQ(m.type, MessageType::kApp);
+  for (const Message& m : rd.messages) EXPECT_NE(m.type, MessageType::kApp);
+  replicate(rd, f1);
+  EXPECT_LT(l.GetStatus().commit, *x)
+      << "one follower's copy and the leader's unpersisted one are no quorum";
+  replicate(rd, f2);
+  EXPECT_EQ(l.GetStatus().commit, *x) << "two followers' synced copies are a quorum of three";
+  testing::PersistReady(c.storage(leader), rd);
+  l.Advance(rd);
+  c.Process(leader);
+  EXPECT_EQ(c.applied(leader).back().data, "x");
+
+  Result<uint64_t> y = l.Propose("y");
+  ASSERT_TRUE(y.ok());
+  rd = l.Ready();
+  testing::PersistReady(c.storage(leader), rd);
+  EXPECT_LT(l.GetStatus().commit, *y);
+  l.Advance(rd);
+  EXPECT_LT(l.GetStatus().commit, *y) << "the leader's persisted copy alone is no quorum";
+  replicate(rd, f1);
+  EXPECT_EQ(l.GetStatus().commit, *y) << "the leader's persisted copy and one follower's are";
+  c.DeliverAll();
+  EXPECT_TRUE(c.AppliedArePrefixes());
+
+  // Without the option the leader's appends wait for the persist.
+  TestCluster plain(3, 3);
+  const NodeId pl = plain.WaitLeader();
+  ASSERT_NE(pl, kNoNode);
+  ASSERT_TRUE(plain.node(pl).Propose("z").ok());
+  Ready prd = plain.node(pl).Ready();
+  EXPECT_TRUE(prd.early_messages.empty());
+  EXPECT_FALSE(prd.messages.empty());
+}
+
+// A Ready that changes the term (a new leader's first) sends nothing early, and a single node's
+// entry is committed only once Advance() reports it persisted.
+TEST(ClusterTest, ParallelPersistSendsNothingEarlyWithANewTerm) {
+  MemoryStorage storage;
+  Config cfg = TestConfig(1, 1);
+  cfg.leader_parallel_persist = true;
+  std::unique_ptr<RawNode> n = MustCreate(cfg, &storage);
+  ASSERT_NE(n, nullptr);
+  ASSERT_TRUE(n->Campaign().ok());
+  ASSERT_EQ(n->role(), Role::kLeader);
+  Ready rd = n->Ready();
+  EXPECT_TRUE(rd.early_messages.empty());
+  ASSERT_EQ(rd.entries.size(), 1u);
+  EXPECT_TRUE(rd.committed_entries.empty()) << "the no-op is not persisted yet";
+  testing::PersistReady(storage, rd);
+  n->Advance(rd);
+  ASSERT_TRUE(n->HasReady());
+  rd = n->Ready();
+  ASSERT_EQ(rd.committed_entries.size(), 1u);
+  EXPECT_EQ(rd.committed_entries[0].index, 1u);
+  n->Advance(rd);
+}
+
 TEST(ClusterTest, BasicAgreementOf100Proposals) {
   TestCluster c(3, 7);
   NodeId leader = c.WaitLeader();
@@ -939,9 +1026,17 @@ TEST(LearnerTest, ALearnersTimeoutNeverStartsAnElection) {
 // still commits and every member (learners included) applies the final entry. Adds the number
 // of kTimeoutNow messages delivered (transfers that got as far as the target) to *timeout_now.
 void RunRandomized(uint64_t seed, size_t n, std::function<void(Config&)> tweak, bool transfers,
-                   size_t* timeout_now = nullptr, bool compact = false, size_t* snaps = nullptr) {
+                   size_t* timeout_now = nullptr, bool compact = false, size_t* snaps = nullptr,
+                   size_t* early_crashes = nullptr) {
   Rand rng(seed);
   TestCluster c(n, seed, std::move(tweak));
+  if (early_crashes != nullptr) {
+    c.crash_after_early_send = [&](NodeId) {
+      const bool crash = rng.Chance(0.05);
+      *early_crashes += crash ? 1 : 0;
+      return crash;
+    };
+  }
   c.on_deliver = [&](const Message& m) {
     if (timeout_now != nullptr && m.type == MessageType::kTimeoutNow) ++*timeout_now;
     if (snaps != nullptr && m.type == MessageType::kSnap) ++*snaps;
@@ -987,6 +1082,7 @@ void RunRandomized(uint64_t seed, size_t n, std::function<void(Config&)> tweak, 
   }
   ASSERT_TRUE(c.AppliedArePrefixes());
   c.Heal();
+  c.crash_after_early_send = nullptr;  // the faults are over
   NodeId leader = kNoNode;
   // A transfer may still be running on the leader found; it ends within an election timeout.
   for (int attempt = 0; attempt < 30; ++attempt) {
@@ -1041,6 +1137,21 @@ TEST(RandomizedTest, SafetyWithLeadershipTransfers) {
   }
   // The runs did exercise handovers, not only refused or abandoned transfers.
   EXPECT_GT(timeout_now, 50u);
+}
+
+// Config::leader_parallel_persist: leaders send their appends before persisting them and
+// sometimes crash right after (the Ready is lost); followers then hold entries their leader
+// lost, and a commit must never have counted the leader's unpersisted copy.
+TEST(RandomizedTest, SafetyWithLeadersPersistingInParallel) {
+  size_t early_crashes = 0;
+  for (uint64_t seed = 0; seed < 200; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    RunRandomized(
+        seed, seed % 2 == 0 ? 3 : 5, [](Config& c) { c.leader_parallel_persist = true; },
+        seed % 4 == 0, nullptr, seed % 3 == 0, nullptr, &early_crashes);
+    if (HasFatalFailure()) return;
+  }
+  EXPECT_GT(early_crashes, 200u);
 }
 
 TEST(RandomizedTest, SafetyWithThreeVotersAndTwoLearners) {

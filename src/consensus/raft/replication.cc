@@ -204,8 +204,9 @@ void RawNode::AppendEntries(std::vector<Entry> entries) {
   log_.Append(entries);
   NoteAppended(entries, false);
   // The leader's own copy counts toward the quorum now: the host persists it before it sends
-  // anything and before it applies anything this commit allows.
-  prs_.at(id_).MaybeUpdate(index);
+  // anything and before it applies anything this commit allows. With leader_parallel_persist
+  // the host may send appends first, so the copy counts only once persisted (Advance).
+  if (!config_.leader_parallel_persist) prs_.at(id_).MaybeUpdate(index);
   MaybeCommit();
 }
 

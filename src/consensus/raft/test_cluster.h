@@ -22,7 +22,8 @@
 
 namespace dtx::raft::testing {
 
-// Persists rd to storage (the part a host must do before sending) and returns its messages.
+// Persists rd to storage (the part a host must do before sending) and returns its messages
+// (early_messages first: a host may send them before the persist).
 inline std::vector<Message> PersistReady(MemoryStorage& storage, const Ready& rd) {
   if (rd.snapshot) {
     Status st = storage.ApplySnapshot(*rd.snapshot);
@@ -31,7 +32,9 @@ inline std::vector<Message> PersistReady(MemoryStorage& storage, const Ready& rd
   if (rd.hard_state) storage.SetHardState(*rd.hard_state);
   Status s = storage.Append(rd.entries);
   EXPECT_TRUE(s.ok()) << s.ToString();
-  return rd.messages;
+  std::vector<Message> out = rd.early_messages;
+  out.insert(out.end(), rd.messages.begin(), rd.messages.end());
+  return out;
 }
 
 // Drives one node alone: persists and advances all its Readies, returns the messages.
@@ -118,6 +121,9 @@ class TestCluster {
   bool election_safety_violated() const { return election_safety_violated_; }
   // Called for every message just before it is stepped into its target.
   std::function<void(const Message&)> on_deliver;
+  // Asked for every Ready with early_messages (Config::leader_parallel_persist): true makes the
+  // node send them and crash before persisting the Ready (it restarts from its storage).
+  std::function<bool(NodeId)> crash_after_early_send;
 
   // (Re)creates node id from its storage, as after a crash: volatile state and the state
   // machine are lost; the log and hard state survive (every Ready was persisted).
@@ -162,6 +168,11 @@ class TestCluster {
     RawNode& n = node(id);
     for (int round = 0; round < 1000 && n.HasReady(); ++round) {
       Ready rd = n.Ready();
+      if (!rd.early_messages.empty() && crash_after_early_send && crash_after_early_send(id)) {
+        for (const Message& m : rd.early_messages) queue_.push_back(m);
+        Start(id);
+        return;
+      }
       for (Message& m : PersistReady(storage(id), rd)) queue_.push_back(std::move(m));
       std::vector<Entry>& ap = applied_[id - 1];
       if (rd.snapshot) ap = DecodeEntries(rd.snapshot->data);
