@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "base/coding.h"
+#include "sim/conf_util.h"
 
 namespace dtx::sim {
 namespace {
@@ -29,18 +30,6 @@ constexpr int64_t kLongDelayMinUs = 100'000;
 constexpr int64_t kLongDelayMaxUs = 1'000'000;
 
 std::string Quote(const std::string& s) { return s.empty() ? "(no-op)" : "\"" + s + "\""; }
-
-bool Contains(const std::vector<NodeId>& v, NodeId id) {
-  return std::find(v.begin(), v.end(), id) != v.end();
-}
-
-std::string DescribeConf(const raft::ConfState& cs) {
-  std::string out = "voters {";
-  for (NodeId id : cs.voters) out += fmt::format(" n{}", id);
-  out += " } learners {";
-  for (NodeId id : cs.learners) out += fmt::format(" n{}", id);
-  return out + " }";
-}
 
 // The committed configuration `cs` already reflects the change.
 bool Reflects(const raft::ConfState& cs, const raft::ConfChange& cc) {

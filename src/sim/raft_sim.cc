@@ -22,6 +22,7 @@
 #include "consensus/raft/raft.h"
 #include "consensus/raft/storage.h"
 #include "consensus/raft/wal_storage.h"
+#include "sim/conf_util.h"
 #include "wal/wal.h"
 
 namespace dtx::sim {
@@ -203,18 +204,6 @@ struct Client {
   uint64_t value_seq = 0;
   bool final_writer = false;
 };
-
-bool Contains(const std::vector<NodeId>& v, NodeId id) {
-  return std::find(v.begin(), v.end(), id) != v.end();
-}
-
-std::string DescribeConf(const raft::ConfState& cs) {
-  std::string out = "voters {";
-  for (NodeId id : cs.voters) out += fmt::format(" n{}", id);
-  out += " } learners {";
-  for (NodeId id : cs.learners) out += fmt::format(" n{}", id);
-  return out + " }";
-}
 
 std::string DescribeChange(const raft::ConfChange& cc) {
   switch (cc.type) {

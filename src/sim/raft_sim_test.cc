@@ -144,8 +144,6 @@ TEST(RaftSimTest, SameSeedSameTrace) {
   EXPECT_NE(a.trace, c.trace);
 }
 
-// Seeds with membership changes mixed into the workload: nodes added (as learners, then
-// promoted, or directly as voters), voters removed (the leader too), with every fault on.
 // Leaders replicate in parallel with their own disk write, as dtxkv runs: their appends leave
 // before the persist, and crashes right after them (2 % of such persists) leave followers with
 // entries the leader lost. Every seed's invariants and history must still hold.
@@ -169,6 +167,8 @@ TEST(RaftSimTest, LeaderParallelPersistWithAllFaults) {
   EXPECT_GT(ok, 30'000u) << "the clients made progress";
 }
 
+// Seeds with membership changes mixed into the workload: nodes added (as learners, then
+// promoted, or directly as voters), voters removed (the leader too), with every fault on.
 TEST(RaftSimTest, MembershipChangesWithAllFaults) {
   const auto start = std::chrono::steady_clock::now();
   uint64_t first = 1;
