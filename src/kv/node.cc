@@ -379,8 +379,10 @@ class Node::Impl {
       }
       if (!FinishReady(rd, stable)) return;
     }
-    if (!stopped_ && !ready_pending_ && raw_->HasReady()) ScheduleProcess();
-    if (!stopped_) MaybeCompact();
+    // Nothing more while a Ready waits for its persist: its handler calls Process again.
+    if (stopped_ || ready_pending_) return;
+    if (raw_->HasReady()) ScheduleProcess();
+    MaybeCompact();
   }
 
   // Applies committed_entries [from, to) of rd, commits them to the state and answers their
