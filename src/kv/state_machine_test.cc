@@ -183,7 +183,7 @@ TEST_F(StateMachineTest, AViewSerializesTheStateAtItsIndexWhileApplyingGoesOn) {
   const uint64_t bytes_at_view = sm->bytes();
 
   // Serialize and Persist on another thread while this one keeps applying.
-  Result<std::string> image = Status::Ok();
+  Result<std::string> image = Internal("not serialized yet");
   Status persisted;
   std::thread worker([&] {
     image = sm->Serialize(*view);
