@@ -93,6 +93,9 @@ Status Validate(const TransportOptions& o) {
     return InvalidArgument("transport: hello_timeout_ms must be > 0, got " +
                            std::to_string(o.hello_timeout_ms));
   }
+  if (o.max_inbound_connections == 0) {
+    return InvalidArgument("transport: max_inbound_connections must be > 0");
+  }
   if (o.reconnect_backoff_ms <= 0) {
     return InvalidArgument("transport: reconnect_backoff_ms must be > 0, got " +
                            std::to_string(o.reconnect_backoff_ms));
@@ -227,8 +230,8 @@ class Transport::Impl : public std::enable_shared_from_this<Transport::Impl> {
   }
 
   Stats stats() const {
-    return Stats{sent_.load(), received_.load(), dropped_.load(), decode_errors_.load(),
-                 connects_.load()};
+    return Stats{sent_.load(),          received_.load(), dropped_.load(),
+                 decode_errors_.load(), connects_.load(), refused_.load()};
   }
 
  private:
@@ -390,6 +393,13 @@ class Transport::Impl : public std::enable_shared_from_this<Transport::Impl> {
           std::lock_guard l(self->mu_);
           if (!ec && !self->stopped_) self->StartAccept();
         });
+        return;
+      }
+      if (self->inbound_.size() >= self->options_.max_inbound_connections) {
+        ++self->refused_;
+        error_code ignored;
+        socket.close(ignored);
+        self->StartAccept();
         return;
       }
       auto conn = std::make_shared<Inbound>(std::move(socket));
@@ -556,7 +566,8 @@ class Transport::Impl : public std::enable_shared_from_this<Transport::Impl> {
   uint16_t port_ = 0;
 
   std::atomic<bool> stopped_{false};
-  std::atomic<uint64_t> sent_{0}, received_{0}, dropped_{0}, decode_errors_{0}, connects_{0};
+  std::atomic<uint64_t> sent_{0}, received_{0}, dropped_{0}, decode_errors_{0}, connects_{0},
+      refused_{0};
 
   // Guards every socket, timer and resolver and the peers' and connections' mutable state.
   std::mutex mu_;

@@ -60,6 +60,10 @@ struct TransportOptions {
   // An inbound connection that has not sent its hello by then is closed (counted in
   // decode_errors), so idle sockets cannot pile up. > 0.
   int64_t hello_timeout_ms = 10'000;
+  // Inbound connections open at once; beyond it a new one is closed at once (counted in
+  // refused), so a flood of connections cannot exhaust memory or descriptors. A real peer keeps
+  // one. > 0.
+  size_t max_inbound_connections = 64;
 };
 
 class Transport {
@@ -74,6 +78,7 @@ class Transport {
     uint64_t dropped = 0;        // messages dropped on either side (see above)
     uint64_t decode_errors = 0;  // inbound connections closed for a protocol violation
     uint64_t connects = 0;       // successful outgoing connections
+    uint64_t refused = 0;        // inbound connections closed at max_inbound_connections
   };
 
   // Binds the listener and starts accepting and dialling on `io` (which the caller runs).

@@ -405,6 +405,29 @@ TEST_F(TransportTest, ConnectionWithoutHelloIsClosedAfterTheTimeout) {
   ASSERT_TRUE(N(1).inbox.WaitForContext("still-open"));
 }
 
+// A flood of connections is cut at max_inbound_connections; once the idle ones time out, a peer
+// gets through again.
+TEST_F(TransportTest, InboundConnectionsBeyondTheBoundAreClosedAtOnce) {
+  io_ = std::make_unique<IoThreads>();
+  ports_ = {{1, FreePorts(1)[0]}, {2, 1}};
+  auto o = Options(1, ports_);
+  o.max_inbound_connections = 3;
+  o.hello_timeout_ms = 1500;  // long enough that all four connect before one times out
+  nodes_[1] = StartNode(io_->io(), o);
+  ASSERT_NE(nodes_[1], nullptr);
+  std::vector<std::unique_ptr<RawClient>> idle;
+  for (int i = 0; i < 3; ++i) idle.push_back(std::make_unique<RawClient>(ports_.at(1)));
+  RawClient extra(ports_.at(1));
+  ASSERT_TRUE(Eventually([&] { return N(1).t->stats().refused == 1; }));
+  EXPECT_TRUE(extra.ClosedByServer());
+  // The idle ones are closed by the hello timeout; then a polite peer is served.
+  ASSERT_TRUE(Eventually([&] { return N(1).t->stats().decode_errors == 3; }));
+  RawClient polite(ports_.at(1));
+  polite.Write(Hello(2) + Frame(raft::EncodeMessage(Msg(2, 1, "after-flood"))));
+  ASSERT_TRUE(N(1).inbox.WaitForContext("after-flood"));
+  EXPECT_EQ(N(1).t->stats().refused, 1u);
+}
+
 TEST_F(TransportTest, RawPeerWithAValidHelloIsServedAndMisaddressedMessagesAreDropped) {
   StartCluster(2);
   RawClient raw(ports_.at(1));
@@ -513,6 +536,7 @@ TEST_F(TransportTest, BadOptionsAreRefused) {
   refused(with([](auto& o) { o.max_queued_bytes_per_peer = 0; }), "max_queued_bytes_per_peer");
   refused(with([](auto& o) { o.reconnect_backoff_ms = 0; }), "reconnect_backoff_ms");
   refused(with([](auto& o) { o.hello_timeout_ms = -1; }), "hello_timeout_ms");
+  refused(with([](auto& o) { o.max_inbound_connections = 0; }), "max_inbound_connections");
   auto no_receiver = Transport::Start(io.io(), base, nullptr);
   ASSERT_FALSE(no_receiver.ok());
   EXPECT_EQ(no_receiver.status().code(), StatusCode::kInvalidArgument);
