@@ -26,4 +26,12 @@ inline std::string DescribeConf(const raft::ConfState& cs) {
   return out + " }";
 }
 
+// How many voters are in one configuration and not in the other (single-server steps: <= 1).
+inline size_t VoterDistance(const raft::ConfState& a, const raft::ConfState& b) {
+  size_t d = 0;
+  for (raft::NodeId id : a.voters) d += Contains(b.voters, id) ? 0 : 1;
+  for (raft::NodeId id : b.voters) d += Contains(a.voters, id) ? 0 : 1;
+  return d;
+}
+
 }  // namespace dtx::sim

@@ -432,10 +432,7 @@ void RaftCluster::CheckConfChange(Node& node, const Entry& e) {
   // Nodes apply in index order and snapshots come from nodes that applied, so the first node to
   // apply a change knows every committed change before it.
   const auto prev = std::prev(confs_.upper_bound(e.index));
-  size_t distance = 0;
-  for (NodeId id : prev->second.voters) distance += Contains(cs->voters, id) ? 0 : 1;
-  for (NodeId id : cs->voters) distance += Contains(prev->second.voters, id) ? 0 : 1;
-  if (distance > 1) {
+  if (VoterDistance(prev->second, *cs) > 1) {
     Violation(
         fmt::format("single-server steps: the committed configuration goes from {} (index "
                     "{}) to {} (index {})",

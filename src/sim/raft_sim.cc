@@ -217,14 +217,6 @@ std::string DescribeChange(const raft::ConfChange& cc) {
   return "?";
 }
 
-// How many voters are in one configuration and not in the other.
-size_t VoterDistance(const raft::ConfState& a, const raft::ConfState& b) {
-  size_t d = 0;
-  for (NodeId id : a.voters) d += Contains(b.voters, id) ? 0 : 1;
-  for (NodeId id : b.voters) d += Contains(a.voters, id) ? 0 : 1;
-  return d;
-}
-
 // The sim's own model of a committed change: the configuration it leads to from `cs`, or why the
 // change does not apply there (a leader must never get such a change committed).
 std::string ModelChange(raft::ConfState& cs, const raft::ConfChange& cc) {
